@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: Apache-2.0
+// An emulated MSADC board: turns the beam's true deposits into the 12-bit
+// waveforms the board would send, as a data_format3 block.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "na64/drivers/beam.hpp"
+#include "na64/firmware/channel_map.hpp"
+
+namespace na64::drivers {
+
+struct EmulatorParameters {
+  std::uint32_t n_samples = 32;      ///< per channel, 12.5 ns apart
+  double noise_adc = 1.5;            ///< Gaussian sigma, ADC counts
+  std::uint32_t pedestal_base = 180; ///< pedestals are base + 0..99, fixed per channel
+};
+
+/// Thread safety: const after construction; one board may serve several threads.
+class EmulatedMsadcBoard {
+ public:
+  static constexpr double kSamplePeriodNs = 12.5;
+  static constexpr double kPulseRiseNs = 25.0;
+
+  /// Throws std::invalid_argument if the source is not in the map or the
+  /// sample count is not 1-511.
+  EmulatedMsadcBoard(std::uint32_t source_id, const firmware::ChannelMap& map, const NA64Beam& beam,
+                     EmulatorParameters params);
+
+  [[nodiscard]] std::uint32_t source_id() const noexcept { return source_id_; }
+  [[nodiscard]] std::size_t channel_count() const noexcept { return channels_.size(); }
+  /// The largest block read_event() can produce.
+  [[nodiscard]] std::size_t max_fragment_words() const noexcept { return max_words_; }
+  /// Pedestal of one of this board's channels (index in map order).
+  [[nodiscard]] std::uint32_t pedestal(std::size_t channel) const noexcept { return channels_[channel].pedestal; }
+
+  /// Writes the data_format3 block of (spill, particle) into `out` (ADC event
+  /// number = particle & 0xFFF) and returns its length in words, 0 if `out` is
+  /// too small. Reproducible; no allocation.
+  std::size_t read_event(std::uint32_t spill, std::uint32_t particle, std::span<std::uint32_t> out,
+                         ParticleTruth* truth = nullptr) const noexcept;
+
+ private:
+  struct Channel {
+    std::uint32_t port = 0;
+    std::uint32_t adc_id = 0;
+    std::uint32_t channel = 0;
+    std::uint16_t cell = 0;
+    float counts_per_gev = 0;
+    std::uint32_t pedestal = 0;
+  };
+  static constexpr std::size_t kNoiseTableSize = 4096;
+  static constexpr std::size_t kShapeStepsPerSample = 64;
+
+  std::uint32_t source_id_;
+  const NA64Beam* beam_;
+  EmulatorParameters params_;
+  std::vector<Channel> channels_;  ///< ordered by (port, adc, channel)
+  std::vector<float> noise_;       ///< Gaussian table, sigma = noise_adc
+  std::vector<float> shape_;       ///< unit-peak pulse, kShapeStepsPerSample points per sample
+  std::size_t max_words_ = 0;
+};
+
+}  // namespace na64::drivers

@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <variant>
+
+namespace na64::firmware {
+
+// Every format here is little-endian 32-bit words, read in place.
+static_assert(std::endian::native == std::endian::little,
+              "the DATE and MSADC decoders read little-endian words in place");
+
+/// What a decoder found wrong. Each value names one rule of DOMAIN.md section 4.
+enum class DecodeErrc : std::uint8_t {
+  Truncated,          ///< fewer bytes than a header or a declared size needs
+  BadMagic,           ///< DATE magic is not 0xDA1E5AFE
+  BadHeaderLength,    ///< DATE header length is not 68
+  BadVersion,         ///< DATE version is not 0x00030006
+  BadEventType,       ///< DATE type unknown, or bit 17 set
+  BadRunNumber,       ///< run number 0
+  BadSize,            ///< a size field is not a multiple of 4, too small, or too large
+  SizeMismatch,       ///< equipment size != 28 + 4 x S-Link size, or body not filled exactly
+  BadSourceId,        ///< S-Link source id >= 896
+  SlinkErrorFlag,     ///< S-Link error bit set
+  BadFormatByte,      ///< S-Link format byte bit 7 set
+  BadTcsError,        ///< S-Link TCS error byte is not 0x08
+  ErrorWords,         ///< S-Link error-word count is not 0
+  EventNumberMismatch,///< S-Link or ADC event number differs from the DATE header's
+  SpillMismatch,      ///< S-Link spill differs from the DATE header's
+  BadAdcKey,          ///< ADC header bits 30-31 are not 0b11
+  ZeroAdcSize,        ///< ADC block size 0
+  AdcErrorFlag,       ///< ADC header error bit set
+  BadChannelKey,      ///< channel header bits 30-31 not 0b01, or bit 25 set
+  BadSampleCount,     ///< channel sample count 0 (the field allows 1-511)
+  BadMarker,          ///< data word marker not 0x40 (first) / 0x80 (others)
+  DuplicateChannel,   ///< the same (port, ADC, channel) twice in one block
+  BadSubEvent,        ///< a super-event's sub-event disagrees with its top header
+};
+
+/// Short stable name of an error code, e.g. "bad-magic"; used as a counter key.
+[[nodiscard]] const char* to_string(DecodeErrc code) noexcept;
+
+/// One decoding error: what rule, where (byte offset from the start of the
+/// buffer or file the caller named), what was found and what was expected.
+/// Trivially copyable; building one allocates nothing.
+struct DecodeError {
+  DecodeErrc code{};
+  std::size_t offset_bytes = 0;
+  std::uint64_t found = 0;
+  std::uint64_t expected = 0;
+  const char* field = "";  ///< static string naming the field, e.g. "S-Link source id"
+  /// Static text for the expectation when it is not one value ("< 896"); else null.
+  const char* expected_rule = nullptr;
+
+  /// "offset 136 (0x88): S-Link source id: found 900, expected < 896 [bad-source-id]"
+  [[nodiscard]] std::string message() const;
+};
+
+/// A decoded value or the error that stopped decoding. Never throws.
+template <class T>
+class [[nodiscard]] Decoded {
+ public:
+  Decoded(T value) : v_(std::move(value)) {}         // NOLINT(google-explicit-constructor)
+  Decoded(DecodeError error) : v_(error) {}          // NOLINT(google-explicit-constructor)
+
+  [[nodiscard]] bool ok() const noexcept { return v_.index() == 0; }
+  explicit operator bool() const noexcept { return ok(); }
+  /// Precondition: ok().
+  [[nodiscard]] const T& value() const& noexcept { return *std::get_if<0>(&v_); }
+  [[nodiscard]] T& value() & noexcept { return *std::get_if<0>(&v_); }
+  const T& operator*() const& noexcept { return value(); }
+  const T* operator->() const noexcept { return &value(); }
+  /// Precondition: !ok().
+  [[nodiscard]] const DecodeError& error() const noexcept { return *std::get_if<1>(&v_); }
+
+ private:
+  std::variant<T, DecodeError> v_;
+};
+
+/// Result of a check that yields no value.
+struct Checked {};
+
+}  // namespace na64::firmware

@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: Apache-2.0
+// Per-channel feature extraction from MSADC waveforms and the detector sums
+// the trigger lines use.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "na64/eventbuilder/event_builder.hpp"
+#include "na64/firmware/channel_map.hpp"
+#include "na64/firmware/decode_error.hpp"
+
+namespace na64::trigger {
+
+inline constexpr double kSamplePeriodNs = 12.5;
+inline constexpr std::size_t kPedestalSamples = 4;
+
+/// Features of one event. Energies in GeV after calibration and zero
+/// suppression; cells not read are 0.
+struct EventFeatures {
+  std::array<float, firmware::kNumCells> energy_gev{};
+  std::array<float, firmware::kNumCells> amplitude_adc{};  ///< maximum - pedestal, before suppression
+  std::array<float, firmware::kNumCells> pedestal_adc{};   ///< mean of the first 4 samples
+  std::array<float, firmware::kNumCells> peak_time_ns{};   ///< time of the maximum sample
+  float preshower_gev = 0;  ///< ECAL0
+  float ecal_gev = 0;       ///< ECAL0 + ECAL1
+  float hcal_gev = 0;       ///< HCAL0-3
+  std::array<float, 3> srd_gev{};   ///< per module
+  std::array<float, 3> veto_gev{};  ///< per counter, mean of its two PMTs
+  std::uint32_t channels = 0;       ///< channels seen
+  std::uint32_t unmapped = 0;       ///< channels with no map line (ignored, as the decoder does)
+};
+
+struct ExtractionConfig {
+  std::uint32_t zero_suppression_adc = 8;  ///< amplitude below this gives 0 GeV
+};
+
+/// Turns a built event's MSADC fragments into EventFeatures.
+///
+/// Thread safety: const after construction; extract() writes only its output.
+class FeatureExtractor {
+ public:
+  FeatureExtractor(const firmware::ChannelMap& map, ExtractionConfig config) noexcept
+      : map_(&map), config_(config) {}
+
+  /// Decodes and validates every fragment (data_format3, ADC event number =
+  /// particle & 0xFFF) and fills `out`. On the first bad fragment returns its
+  /// error, `offset_bytes` counting from the start of that fragment, and the
+  /// fragment's source slot in `bad_source`. No allocation.
+  [[nodiscard]] firmware::Decoded<firmware::Checked> extract(const eventbuilder::BuiltDesc& desc,
+                                                             std::span<const std::uint32_t> slot, EventFeatures& out,
+                                                             std::uint32_t& bad_source) const noexcept;
+
+ private:
+  const firmware::ChannelMap* map_;
+  ExtractionConfig config_;
+};
+
+}  // namespace na64::trigger

@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "na64/trigger/features.hpp"
+
+#include "na64/firmware/msadc.hpp"
+
+namespace na64::trigger {
+
+namespace fw = na64::firmware;
+
+fw::Decoded<fw::Checked> FeatureExtractor::extract(const eventbuilder::BuiltDesc& desc,
+                                                   std::span<const std::uint32_t> slot, EventFeatures& out,
+                                                   std::uint32_t& bad_source) const noexcept {
+  out.energy_gev.fill(0.0f);
+  out.amplitude_adc.fill(0.0f);
+  out.channels = 0;
+  out.unmapped = 0;
+  const float zs = static_cast<float>(config_.zero_suppression_adc);
+  fw::Decoded<fw::Checked> status = fw::Checked{};
+  eventbuilder::for_each_fragment(desc, slot, [&](const eventbuilder::BuiltFragment& frag) {
+    if (!status) return;
+    auto r = fw::decode_msadc(frag.words, desc.event, 0, [&](const fw::MsadcChannel& ch) {
+      ++out.channels;
+      const std::int16_t cell = map_->cell_of(frag.source_slot, ch.port, ch.chip_channel());
+      if (cell == fw::ChannelMap::kUnmapped) {
+        ++out.unmapped;
+        return;
+      }
+      const std::size_t n = ch.n_samples;
+      const std::size_t n_ped = n < kPedestalSamples ? n : kPedestalSamples;
+      std::uint32_t ped_sum = 0;
+      for (std::size_t k = 0; k < n_ped; ++k) ped_sum += ch.sample(k);
+      std::uint32_t max = 0;
+      std::size_t arg = 0;
+      for (std::size_t k = 0; k < n; ++k) {
+        const std::uint32_t v = ch.sample(k);
+        if (v > max) {
+          max = v;
+          arg = k;
+        }
+      }
+      const float ped = static_cast<float>(ped_sum) / static_cast<float>(n_ped);
+      const float amp = static_cast<float>(max) - ped;
+      const auto c = static_cast<std::size_t>(cell);
+      out.pedestal_adc[c] = ped;
+      out.amplitude_adc[c] = amp;
+      out.peak_time_ns[c] = static_cast<float>(static_cast<double>(arg) * kSamplePeriodNs);
+      out.energy_gev[c] = amp >= zs ? amp * map_->gev_per_count(static_cast<std::uint16_t>(c)) : 0.0f;
+    });
+    if (!r) {
+      status = r.error();
+      bad_source = frag.source_slot;
+    }
+  });
+
+  const auto sum = [&](fw::Detector d) {
+    const auto& g = fw::geometry(d);
+    float s = 0;
+    for (std::size_t i = 0; i < std::size_t{g.nx} * g.ny; ++i) s += out.energy_gev[g.first_cell + i];
+    return s;
+  };
+  out.preshower_gev = sum(fw::Detector::Ecal0);
+  out.ecal_gev = out.preshower_gev + sum(fw::Detector::Ecal1);
+  out.hcal_gev = sum(fw::Detector::Hcal0) + sum(fw::Detector::Hcal1) + sum(fw::Detector::Hcal2) +
+                 sum(fw::Detector::Hcal3);
+  for (std::uint32_t m = 0; m < 3; ++m) out.srd_gev[m] = out.energy_gev[fw::cell_index(fw::Detector::Srd, m, 0)];
+  for (std::uint32_t c = 0; c < 3; ++c) {
+    out.veto_gev[c] = 0.5f * (out.energy_gev[fw::cell_index(fw::Detector::Veto, c, 0)] +
+                              out.energy_gev[fw::cell_index(fw::Detector::Veto, c, 1)]);
+  }
+  return status;
+}
+
+}  // namespace na64::trigger
