@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: Apache-2.0
+// The whole chain of one run on the simulated beam: emulated boards (one
+// thread per source) -> event builder -> trigger -> writer, joined by SPSC
+// rings that move batches; spill and run markers travel in-band.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+#include "na64/daq/config.hpp"
+#include "na64/eventbuilder/event_builder.hpp"
+#include "na64/trigger/menu.hpp"
+
+namespace na64::daq {
+
+/// Counts of one spill (or a whole run), as the summary file holds them.
+struct SpillSummary {
+  std::uint32_t spill = 0;  ///< 0 for run totals
+  eventbuilder::BuilderSpillCounters builder;
+  std::array<std::uint64_t, trigger::kNumLines> accepted{};  ///< per line; an event may fire several
+  std::uint64_t accepted_events = 0;
+  std::uint64_t decode_errors = 0;  ///< complete events whose data did not decode; not triggered
+  std::uint64_t written = 0;        ///< physics events written
+  std::uint64_t not_written = 0;    ///< accepted but over 2^20 - 1 in the spill (DATE event number)
+  std::uint64_t bytes = 0;          ///< bytes of DATE events written for the spill
+  double seconds = 0;
+};
+
+struct RunSummary {
+  std::uint32_t run = 0;
+  std::vector<SpillSummary> spills;
+  SpillSummary total;
+  std::vector<std::string> files;
+  std::string map_file;
+  std::string summary_file;
+  double seconds = 0;
+};
+
+struct RunOptions {
+  std::filesystem::path output;
+  std::uint32_t run = 0;    ///< never 0
+  std::uint32_t spills = 3; ///< 1 to 2047
+};
+
+/// Runs start of run, `spills` spills and end of run, writing the DATE
+/// chunks, the map and the summary into `options.output`. Calls
+/// `on_spill` from the calling thread after each spill reaches disk.
+/// `stop` ends the run early but cleanly: the current spill is closed and
+/// everything in flight is written. Throws RunError (files, disk) or
+/// ConfigError before anything is written.
+RunSummary run_simulated(const DaqConfig& config, const RunOptions& options,
+                         const std::function<void(const SpillSummary&)>& on_spill, std::stop_token stop = {});
+
+/// The summary as JSON text (see README, "Output files").
+[[nodiscard]] std::string summary_json(const RunSummary& summary);
+
+}  // namespace na64::daq

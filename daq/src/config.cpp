@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "na64/daq/config.hpp"
+
+#include <fmt/format.h>
+#include <google/protobuf/io/tokenizer.h>
+#include <google/protobuf/text_format.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "proto/config.pb.h"
+#include "na64/daq/error.hpp"
+#include "na64/firmware/slink.hpp"
+
+namespace na64::daq {
+
+extern const char* const kDefaultConfigText;  // generated from config/default.textproto
+
+namespace {
+
+class Collector : public google::protobuf::io::ErrorCollector {
+ public:
+  explicit Collector(std::string_view origin) : origin_(origin) {}
+  void AddError(int line, google::protobuf::io::ColumnNumber column, const std::string& message) override {
+    if (first_.empty()) first_ = fmt::format("{}:{}:{}: {}", origin_, line + 1, column + 1, message);
+  }
+  [[nodiscard]] const std::string& first() const { return first_; }
+
+ private:
+  std::string origin_;
+  std::string first_;
+};
+
+class Checker {
+ public:
+  explicit Checker(std::string_view origin) : origin_(origin) {}
+
+  template <class T>
+  T range(const std::string& path, T value, T lo, T hi) const {
+    if (!(value >= lo && value <= hi)) {
+      fail(path, fmt::format("{} is out of range [{}, {}]", value, lo, hi));
+    }
+    return value;
+  }
+  [[noreturn]] void fail(const std::string& path, const std::string& what) const {
+    throw ConfigError(fmt::format("{}: {}: {}", origin_, path, what));
+  }
+
+ private:
+  std::string origin_;
+};
+
+}  // namespace
+
+std::string_view default_config_text() noexcept { return kDefaultConfigText; }
+
+DaqConfig load_config(std::string_view text, std::string_view origin) {
+  config::Config pb;
+  google::protobuf::TextFormat::Parser parser;
+  Collector collector(origin);
+  parser.RecordErrorsTo(&collector);
+  if (!parser.ParseFromString(std::string(text), &pb)) {
+    throw ConfigError(collector.first().empty() ? fmt::format("{}: cannot parse", origin) : collector.first());
+  }
+  const Checker check(origin);
+  DaqConfig c;
+  c.text = std::string(text);
+
+  const auto& run = pb.run();
+  c.run.gdc_id = check.range<std::uint32_t>("run.gdc_id", run.gdc_id(), 1, 99);
+  c.run.ldc_id = run.ldc_id();
+  c.run.max_chunk_bytes =
+      check.range<std::uint64_t>("run.max_chunk_bytes", run.max_chunk_bytes(), 1u << 20, 1ull << 40);
+
+  const auto& b = pb.beam();
+  c.beam.energy_gev = check.range("beam.energy_gev", b.energy_gev(), 1.0, 400.0);
+  c.beam.particles_per_spill =
+      check.range<std::uint32_t>("beam.particles_per_spill", b.particles_per_spill(), 1, kMaxParticlesPerSpill);
+  c.beam.spill_duration_s = check.range("beam.spill_duration_s", b.spill_duration_s(), 0.1, 60.0);
+  c.beam.hadron_fraction = check.range("beam.hadron_fraction", b.hadron_fraction(), 0.0, 0.5);
+  c.beam.muon_fraction = check.range("beam.muon_fraction", b.muon_fraction(), 0.0, 0.5);
+  c.beam.signal_fraction = check.range("beam.signal_fraction", b.signal_fraction(), 0.0, 1.0);
+  c.beam.signal_min_missing = check.range("beam.signal_min_missing", b.signal_min_missing(), 0.0, 1.0);
+  c.beam.signal_max_missing =
+      check.range("beam.signal_max_missing", b.signal_max_missing(), c.beam.signal_min_missing, 1.0);
+  c.beam.ecal_stochastic = check.range("beam.ecal_stochastic", b.ecal_stochastic(), 0.0, 1.0);
+  c.beam.ecal_constant = check.range("beam.ecal_constant", b.ecal_constant(), 0.0, 0.5);
+  c.beam.srd_efficiency = check.range("beam.srd_efficiency", b.srd_efficiency(), 0.0, 1.0);
+  c.beam.beam_spot_mm = check.range("beam.beam_spot_mm", b.beam_spot_mm(), 0.1, 100.0);
+  c.beam.seed = b.seed();
+
+  const auto& e = pb.emulator();
+  c.emulator.n_samples = check.range<std::uint32_t>("emulator.n_samples", e.n_samples(), 8, 64);
+  c.emulator.noise_adc = check.range("emulator.noise_adc", e.noise_adc(), 0.0, 100.0);
+  c.emulator.pedestal_base = check.range<std::uint32_t>("emulator.pedestal_base", e.pedestal_base(), 0, 3000);
+
+  if (pb.source_size() == 0) check.fail("source", "at least one source is required");
+  if (pb.source_size() > static_cast<int>(eventbuilder::kMaxSources)) {
+    check.fail("source", fmt::format("{} sources, at most {}", pb.source_size(), eventbuilder::kMaxSources));
+  }
+  std::vector<firmware::ChannelMapEntry> entries;
+  for (int i = 0; i < pb.source_size(); ++i) {
+    const auto& s = pb.source(i);
+    const std::string sp = fmt::format("source[{}]", i);
+    if (!s.has_id()) check.fail(sp + ".id", "missing");
+    check.range<std::uint32_t>(sp + ".id", s.id(), 0, firmware::kMaxSourceId);
+    for (int j = 0; j < i; ++j) {
+      if (pb.source(j).id() == s.id()) check.fail(sp + ".id", fmt::format("source {} is listed twice", s.id()));
+    }
+    if (s.block_size() == 0) check.fail(sp + ".block", "a source needs at least one block");
+    for (int k = 0; k < s.block_size(); ++k) {
+      const auto& bl = s.block(k);
+      const std::string bp = fmt::format("{}.block[{}]", sp, k);
+      const auto det = firmware::detector_by_name(bl.detector());
+      if (!det) {
+        check.fail(bp + ".detector", fmt::format("unknown detector \"{}\" (known: ECAL0 ECAL1 HCAL0 HCAL1 HCAL2 "
+                                                 "HCAL3 SRD VETO S0 S1 S2)",
+                                                 bl.detector()));
+      }
+      if (!bl.has_port()) check.fail(bp + ".port", "missing");
+      check.range<std::uint32_t>(bp + ".port", bl.port(), 0, firmware::kPortsPerSource - 1);
+      const auto& g = firmware::geometry(*det);
+      const std::uint32_t cells = std::uint32_t{g.nx} * g.ny;
+      check.range<std::uint32_t>(bp + ".first_chip_channel", bl.first_chip_channel(), 0,
+                                 firmware::kChipChannelsPerPort - cells);
+      if (!(bl.gev_per_count() > 0.0 && bl.gev_per_count() < 10.0)) {
+        check.fail(bp + ".gev_per_count", fmt::format("{} is out of range (0, 10)", bl.gev_per_count()));
+      }
+      for (std::uint32_t cell = 0; cell < cells; ++cell) {
+        entries.push_back({s.id(), bl.port(), bl.first_chip_channel() + cell,
+                           static_cast<std::uint16_t>(g.first_cell + cell), static_cast<float>(bl.gev_per_count())});
+      }
+    }
+  }
+  try {
+    c.channel_map = firmware::ChannelMap(std::move(entries));
+  } catch (const std::invalid_argument& ex) {
+    check.fail("source", ex.what());
+  }
+
+  const auto& t = pb.trigger();
+  c.thresholds.ecal_max_gev = static_cast<float>(check.range("trigger.ecal_max_gev", t.ecal_max_gev(), 0.0, 400.0));
+  c.thresholds.preshower_min_gev =
+      static_cast<float>(check.range("trigger.preshower_min_gev", t.preshower_min_gev(), 0.0, 100.0));
+  c.thresholds.hcal_max_gev = static_cast<float>(check.range("trigger.hcal_max_gev", t.hcal_max_gev(), 0.0, 400.0));
+  c.thresholds.srd_min_gev = static_cast<float>(check.range("trigger.srd_min_gev", t.srd_min_gev(), 0.0, 1.0));
+  c.thresholds.srd_max_gev =
+      static_cast<float>(check.range("trigger.srd_max_gev", t.srd_max_gev(), t.srd_min_gev(), 1.0));
+  c.thresholds.veto_max_gev = static_cast<float>(check.range("trigger.veto_max_gev", t.veto_max_gev(), 0.0, 1.0));
+  c.thresholds.beam_prescale = t.beam_prescale();
+  c.thresholds.random_period = t.random_period();
+  c.extraction.zero_suppression_adc =
+      check.range<std::uint32_t>("trigger.zero_suppression_adc", t.zero_suppression_adc(), 0, 4095);
+
+  const auto& bu = pb.builder();
+  c.builder.timeout = std::chrono::milliseconds(check.range<std::uint32_t>("builder.timeout_ms", bu.timeout_ms(), 1, 600000));
+  c.builder.batch = check.range<std::uint32_t>("builder.batch", bu.batch(), 1, 4096);
+  c.ring_slots = check.range<std::uint32_t>("builder.ring_slots", bu.ring_slots(), 16, 1u << 20);
+  return c;
+}
+
+DaqConfig load_config_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError(fmt::format("{}: cannot open configuration file", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return load_config(ss.str(), path);
+}
+
+}  // namespace na64::daq

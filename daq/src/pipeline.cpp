@@ -1,0 +1,478 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "na64/daq/pipeline.hpp"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <ctime>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "na64/daq/error.hpp"
+#include "na64/daq/run_files.hpp"
+#include "na64/drivers/emulated_msadc.hpp"
+#include "na64/eventbuilder/backoff.hpp"
+#include "na64/firmware/date_event.hpp"
+#include "na64/firmware/msadc.hpp"
+#include "na64/firmware/sadc_map.hpp"
+#include "na64/trigger/features.hpp"
+
+namespace na64::daq {
+
+namespace fw = na64::firmware;
+namespace eb = na64::eventbuilder;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+/// Equipment type of an S-Link equipment in COMPASS DATE files.
+constexpr std::uint32_t kSlinkEquipmentType = 64;
+/// Physics events published per batch by a board.
+constexpr std::size_t kBoardBatch = 32;
+/// Decode errors reported in full per run; the rest are only counted.
+constexpr std::uint64_t kReportedDecodeErrors = 10;
+
+/// Trigger output: accepted events and the markers.
+struct AcceptedDesc {
+  eb::RecordKind kind = eb::RecordKind::Data;
+  std::uint32_t spill = 0;
+  std::uint32_t particle = 0;
+  std::uint32_t trigger_mask = 0;
+  std::uint32_t n_words = 0;
+};
+using AcceptedRing = eb::SlotRing<AcceptedDesc>;
+
+/// What the trigger adds to a spill's counts; carried in the SpillEnd slot.
+struct TriggerSpillCounters {
+  eb::BuilderSpillCounters builder;
+  std::array<std::uint64_t, trigger::kNumLines> accepted{};
+  std::uint64_t accepted_events = 0;
+  std::uint64_t decode_errors = 0;
+};
+static_assert(std::is_trivially_copyable_v<TriggerSpillCounters>);
+
+/// Spill reports from the writer thread to the caller's thread; once per spill.
+class ReportQueue {
+ public:
+  void push(SpillSummary s) {
+    {
+      std::lock_guard lock(m_);
+      q_.push_back(s);
+    }
+    cv_.notify_one();
+  }
+  void finish(std::string error) {
+    {
+      std::lock_guard lock(m_);
+      done_ = true;
+      error_ = std::move(error);
+    }
+    cv_.notify_one();
+  }
+  /// Next report, or nullopt when the writer has finished (then error() says how).
+  std::optional<SpillSummary> pop() {
+    std::unique_lock lock(m_);
+    cv_.wait(lock, [&] { return !q_.empty() || done_; });
+    if (q_.empty()) return std::nullopt;
+    SpillSummary s = q_.front();
+    q_.pop_front();
+    return s;
+  }
+  std::string error() {
+    std::lock_guard lock(m_);
+    return error_;
+  }
+
+ private:
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::deque<SpillSummary> q_;
+  bool done_ = false;
+  std::string error_;
+};
+
+// Waits for `n` free slots; false if the run is aborted meanwhile.
+template <class Ring>
+bool wait_writable(Ring& ring, std::size_t n, const std::stop_token& abort) {
+  eb::Backoff backoff;
+  while (ring.writable() < n) {
+    if (abort.stop_requested()) return false;
+    backoff.pause();
+  }
+  return true;
+}
+
+void board_thread(const drivers::EmulatedMsadcBoard& board, eb::FragmentRing& ring, std::uint32_t spills,
+                  std::uint32_t particles, std::stop_token stop, std::stop_token abort) {
+  auto marker = [&](eb::RecordKind kind, std::uint32_t spill, std::uint32_t count) {
+    if (!wait_writable(ring, 1, abort)) return false;
+    ring.write_desc(0) = eb::FragmentDesc{kind, spill, count, 0};
+    ring.commit(1);
+    return true;
+  };
+  for (std::uint32_t spill = 1; spill <= spills && !stop.stop_requested(); ++spill) {
+    if (!marker(eb::RecordKind::SpillBegin, spill, 0)) return;
+    std::uint32_t p = 1;
+    while (p <= particles && !stop.stop_requested()) {
+      if (!wait_writable(ring, 1, abort)) return;
+      const std::size_t room = std::min<std::size_t>({ring.writable(), kBoardBatch, particles - p + 1});
+      for (std::size_t k = 0; k < room; ++k, ++p) {
+        const std::size_t n = board.read_event(spill, p, ring.write_words(k));
+        ring.write_desc(k) = eb::FragmentDesc{eb::RecordKind::Data, spill, p, static_cast<std::uint32_t>(n)};
+      }
+      ring.commit(room);
+    }
+    if (!marker(eb::RecordKind::SpillEnd, spill, p - 1)) return;
+  }
+  (void)marker(eb::RecordKind::RunEnd, 0, 0);
+}
+
+void builder_thread(eb::EventBuilder& builder, std::stop_token abort) {
+  eb::Backoff backoff;
+  while (!builder.finished() && !abort.stop_requested()) {
+    if (builder.poll(Clock::now()) != 0) {
+      backoff.reset();
+    } else {
+      backoff.pause();
+    }
+  }
+}
+
+class TriggerStage {
+ public:
+  TriggerStage(const DaqConfig& config, eb::BuiltRing& in, AcceptedRing& out)
+      : config_(config), in_(in), out_(out), extractor_(config.channel_map, config.extraction), menu_(config.thresholds) {}
+
+  void run(const std::stop_token& abort) {
+    eb::Backoff backoff;
+    while (!abort.stop_requested()) {
+      const std::size_t avail = in_.readable();
+      if (avail == 0) {
+        backoff.pause();
+        continue;
+      }
+      backoff.reset();
+      std::size_t done = 0;
+      std::size_t produced = 0;
+      bool run_end = false;
+      for (; done < avail && !run_end; ++done) {
+        if (out_.writable() <= produced) break;  // keep the rest for the next round
+        const eb::BuiltDesc& d = in_.read_desc(done);
+        run_end = d.kind == eb::RecordKind::RunEnd;
+        if (handle(d, in_.read_words(done), produced)) ++produced;
+      }
+      if (produced != 0) out_.commit(produced);
+      in_.consume(done);
+      if (run_end) return;
+    }
+  }
+
+ private:
+  // Returns true when it filled output slot `k`.
+  bool handle(const eb::BuiltDesc& d, std::span<const std::uint32_t> slot, std::size_t k) {
+    switch (d.kind) {
+      case eb::RecordKind::SpillBegin:
+        menu_.begin_spill();
+        counters_ = TriggerSpillCounters{};
+        out_.write_desc(k) = AcceptedDesc{d.kind, d.spill, 0, 0, 0};
+        return true;
+      case eb::RecordKind::SpillEnd:
+        std::memcpy(static_cast<void*>(&counters_.builder), slot.data(), sizeof(counters_.builder));
+        std::memcpy(out_.write_words(k).data(), &counters_, sizeof(counters_));
+        out_.write_desc(k) = AcceptedDesc{d.kind, d.spill, d.event, 0, 0};
+        return true;
+      case eb::RecordKind::RunEnd:
+        out_.write_desc(k) = AcceptedDesc{d.kind, 0, 0, 0, 0};
+        return true;
+      case eb::RecordKind::Data:
+        break;
+    }
+    // An incomplete event is counted by the builder and not triggered on:
+    // a missing calorimeter would look like missing energy.
+    if (d.reason != eb::IncompleteReason::None) return false;
+    std::uint32_t bad_source = 0;
+    auto status = extractor_.extract(d, slot, features_, bad_source);
+    if (!status) {
+      if (counters_.decode_errors < kReportedDecodeErrors) {
+        fmt::print(stderr, "na64daq: spill {} particle {} source {}: {}\n", d.spill, d.event,
+                   config_.channel_map.sources()[bad_source], status.error().message());
+      }
+      ++counters_.decode_errors;
+      return false;
+    }
+    const std::uint32_t mask = menu_.decide(features_, d.event);
+    if (mask == 0) return false;
+    for (std::size_t line = 0; line < trigger::kNumLines; ++line) {
+      if ((mask >> line) & 1u) ++counters_.accepted[line];
+    }
+    ++counters_.accepted_events;
+    std::memcpy(out_.write_words(k).data(), slot.data(), std::size_t{d.n_words} * 4);
+    out_.write_desc(k) = AcceptedDesc{eb::RecordKind::Data, d.spill, d.event, mask, d.n_words};
+    return true;
+  }
+
+  const DaqConfig& config_;
+  eb::BuiltRing& in_;
+  AcceptedRing& out_;
+  trigger::FeatureExtractor extractor_;
+  trigger::TriggerMenu menu_;
+  trigger::EventFeatures features_;
+  TriggerSpillCounters counters_;
+};
+
+class WriterStage {
+ public:
+  WriterStage(const DaqConfig& config, const RunOptions& options, AcceptedRing& in, ChunkWriter& chunks,
+              ReportQueue& reports)
+      : config_(config), options_(options), in_(in), chunks_(chunks), reports_(reports) {}
+
+  void run(const std::stop_token& abort) {
+    try {
+      write_control(fw::EventType::StartOfRun, 0);
+      eb::Backoff backoff;
+      while (!abort.stop_requested()) {
+        const std::size_t avail = in_.readable();
+        if (avail == 0) {
+          backoff.pause();
+          continue;
+        }
+        backoff.reset();
+        for (std::size_t k = 0; k < avail; ++k) {
+          const AcceptedDesc& d = in_.read_desc(k);
+          if (d.kind == eb::RecordKind::RunEnd) {
+            write_control(fw::EventType::EndOfRun, 0);
+            chunks_.close();
+            in_.consume(k + 1);
+            reports_.finish({});
+            return;
+          }
+          handle(d, in_.read_words(k));
+        }
+        in_.consume(avail);
+      }
+      reports_.finish("run aborted");
+    } catch (const std::exception& e) {
+      reports_.finish(e.what());
+    }
+  }
+
+ private:
+  fw::DateHeader header(fw::EventType type, std::uint32_t event_in_spill) const {
+    fw::DateHeader h;
+    h.type = type;
+    h.run = options_.run;
+    h.spill = spill_;
+    h.event_in_run = event_in_run_;
+    h.event_in_spill = event_in_spill;
+    h.ldc_id = config_.run.ldc_id;
+    h.gdc_id = config_.run.gdc_id;
+    h.time_s = static_cast<std::uint32_t>(std::time(nullptr));
+    return h;
+  }
+
+  void write_control(fw::EventType type, std::uint32_t event_in_spill) {
+    auto out = chunks_.reserve(fw::kDateHeaderWords);
+    fw::DateEventWriter w(out);
+    w.begin(header(type, event_in_spill));
+    commit(w.finish());
+  }
+
+  void commit(std::size_t words) {
+    chunks_.commit(words);
+    spill_summary_.bytes += std::uint64_t{words} * 4;
+  }
+
+  void handle(const AcceptedDesc& d, std::span<const std::uint32_t> slot) {
+    switch (d.kind) {
+      case eb::RecordKind::SpillBegin:
+        spill_ = d.spill;
+        spill_summary_ = SpillSummary{};
+        spill_summary_.spill = d.spill;
+        written_in_spill_ = 0;
+        spill_start_ = Clock::now();
+        write_control(fw::EventType::StartOfBurst, 0);
+        return;
+      case eb::RecordKind::SpillEnd:
+        end_of_burst(slot);
+        return;
+      case eb::RecordKind::RunEnd:
+        return;
+      case eb::RecordKind::Data:
+        break;
+    }
+    if (written_in_spill_ == fw::kMaxEventInSpill) {
+      ++spill_summary_.not_written;
+      return;
+    }
+    ++written_in_spill_;
+    ++event_in_run_;
+    const auto sources = config_.channel_map.sources();
+    auto out = chunks_.reserve(fw::kDateHeaderWords + sources.size() * (fw::kEquipmentHeaderWords + fw::kSlinkHeaderWords) +
+                               d.n_words);
+    fw::DateEventWriter w(out);
+    fw::DateHeader h = header(fw::EventType::Physics, written_in_spill_);
+    h.trigger_mask = d.trigger_mask;
+    h.detector_pattern = d.particle;  // the front-end's particle number in the spill
+    w.begin(h);
+    eb::BuiltDesc built{eb::RecordKind::Data, eb::IncompleteReason::None, d.spill, d.particle, 0, 0, d.n_words};
+    eb::for_each_fragment(built, slot, [&](const eb::BuiltFragment& f) {
+      const std::uint32_t source = sources[f.source_slot];
+      fw::EquipmentHeader eq;
+      eq.type = kSlinkEquipmentType;
+      eq.id = source;
+      fw::SlinkHeader sl;
+      sl.source_id = source;
+      if (!w.begin_equipment(eq, sl)) return;
+      auto payload = w.payload_space();
+      if (payload.size() < f.words.size()) return;
+      std::memcpy(payload.data(), f.words.data(), f.words.size() * 4);
+      // Written events are numbered by trigger; the decoder wants ADC event = S-Link event & 0xFFF.
+      (void)fw::restamp_msadc_event(payload.first(f.words.size()), written_in_spill_);
+      (void)w.end_equipment(f.words.size());
+    });
+    const std::size_t words = w.finish();
+    if (words == 0) throw RunError(fmt::format("spill {} particle {}: event does not fit the write buffer", d.spill, d.particle));
+    commit(words);
+    ++spill_summary_.written;
+  }
+
+  // End of burst: one empty S-Link block per source, so that the decoder,
+  // which reads equipment in type 6, finds every mapped source.
+  void end_of_burst(std::span<const std::uint32_t> slot) {
+    TriggerSpillCounters c;
+    std::memcpy(static_cast<void*>(&c), slot.data(), sizeof(c));
+    const auto sources = config_.channel_map.sources();
+    const auto eob_number = std::min(written_in_spill_ + 1, fw::kMaxEventInSpill);
+    auto out = chunks_.reserve(fw::kDateHeaderWords + sources.size() * (fw::kEquipmentHeaderWords + fw::kSlinkHeaderWords));
+    fw::DateEventWriter w(out);
+    w.begin(header(fw::EventType::EndOfBurst, eob_number));
+    for (std::uint32_t source : sources) {
+      fw::EquipmentHeader eq;
+      eq.type = kSlinkEquipmentType;
+      eq.id = source;
+      fw::SlinkHeader sl;
+      sl.source_id = source;
+      (void)w.begin_equipment(eq, sl);
+      (void)w.end_equipment(0);
+    }
+    commit(w.finish());
+    chunks_.sync();
+    spill_summary_.builder = c.builder;
+    spill_summary_.accepted = c.accepted;
+    spill_summary_.accepted_events = c.accepted_events;
+    spill_summary_.decode_errors = c.decode_errors;
+    spill_summary_.seconds = std::chrono::duration<double>(Clock::now() - spill_start_).count();
+    reports_.push(spill_summary_);
+  }
+
+  const DaqConfig& config_;
+  const RunOptions& options_;
+  AcceptedRing& in_;
+  ChunkWriter& chunks_;
+  ReportQueue& reports_;
+  std::uint32_t spill_ = 0;
+  std::uint32_t written_in_spill_ = 0;
+  std::uint32_t event_in_run_ = 0;
+  SpillSummary spill_summary_;
+  Clock::time_point spill_start_{};
+};
+
+void add_to(SpillSummary& total, const SpillSummary& s) {
+  auto& b = total.builder;
+  b.particles += s.builder.particles;
+  b.complete += s.builder.complete;
+  b.incomplete += s.builder.incomplete;
+  for (std::size_t r = 0; r < b.by_reason.size(); ++r) b.by_reason[r] += s.builder.by_reason[r];
+  b.late_fragments += s.builder.late_fragments;
+  b.lost_sources |= s.builder.lost_sources;
+  for (std::size_t l = 0; l < total.accepted.size(); ++l) total.accepted[l] += s.accepted[l];
+  total.accepted_events += s.accepted_events;
+  total.decode_errors += s.decode_errors;
+  total.written += s.written;
+  total.not_written += s.not_written;
+  total.bytes += s.bytes;
+}
+
+std::string map_text(const DaqConfig& config, std::uint32_t run) {
+  std::vector<fw::SadcMapLine> lines;
+  for (const auto& e : config.channel_map.entries()) {
+    const fw::Cell c = fw::cell_at(e.cell);
+    lines.push_back({std::string(fw::geometry(c.detector).name), e.source_id, e.port, e.chip_channel, c.x, c.y});
+  }
+  return fw::write_sadc_map(lines, fmt::format("NA64 MSADC map written by na64daq for run {}", run));
+}
+
+}  // namespace
+
+RunSummary run_simulated(const DaqConfig& config, const RunOptions& options,
+                         const std::function<void(const SpillSummary&)>& on_spill, std::stop_token stop) {
+  if (options.run == 0) throw ConfigError("run number must not be 0");
+  if (options.spills == 0 || options.spills > fw::kMaxSpill) {
+    throw ConfigError(fmt::format("spills: {} is out of range [1, {}]", options.spills, fw::kMaxSpill));
+  }
+  const auto t0 = Clock::now();
+  RunSummary summary;
+  summary.run = options.run;
+
+  // Everything the data path uses is allocated here, before the first spill.
+  const drivers::NA64Beam beam(config.beam);
+  std::vector<std::unique_ptr<drivers::EmulatedMsadcBoard>> boards;
+  std::vector<std::unique_ptr<eb::FragmentRing>> fragment_rings;
+  std::vector<eb::FragmentRing*> inputs;
+  for (std::uint32_t source : config.channel_map.sources()) {
+    boards.push_back(std::make_unique<drivers::EmulatedMsadcBoard>(source, config.channel_map, beam, config.emulator));
+    fragment_rings.push_back(std::make_unique<eb::FragmentRing>(config.ring_slots, boards.back()->max_fragment_words()));
+    inputs.push_back(fragment_rings.back().get());
+  }
+  const std::size_t built_words = eb::built_slot_words(inputs);
+  eb::BuiltRing built(config.ring_slots, std::max(built_words, (sizeof(TriggerSpillCounters) + 3) / 4));
+  AcceptedRing accepted(std::max<std::size_t>(config.ring_slots / 4, 64), built.slot_words());
+  eb::EventBuilder builder(inputs, built, config.builder);
+  TriggerStage trigger_stage(config, built, accepted);
+
+  ChunkWriter chunks(options.output, config.run.gdc_id, options.run, config.run.max_chunk_bytes);
+  summary.map_file = map_file_name(options.run);
+  write_file_once(options.output, summary.map_file, map_text(config, options.run));
+
+  ReportQueue reports;
+  WriterStage writer_stage(config, options, accepted, chunks, reports);
+  std::stop_source abort;
+  {
+    std::vector<std::jthread> threads;
+    for (std::size_t i = 0; i < boards.size(); ++i) {
+      threads.emplace_back([&, i] {
+        board_thread(*boards[i], *fragment_rings[i], options.spills, config.beam.particles_per_spill, stop,
+                     abort.get_token());
+      });
+    }
+    threads.emplace_back([&] { builder_thread(builder, abort.get_token()); });
+    threads.emplace_back([&] { trigger_stage.run(abort.get_token()); });
+    threads.emplace_back([&] { writer_stage.run(abort.get_token()); });
+
+    while (auto s = reports.pop()) {
+      summary.spills.push_back(*s);
+      add_to(summary.total, *s);
+      if (on_spill) on_spill(*s);
+    }
+    const std::string error = reports.error();
+    if (!error.empty()) {
+      abort.request_stop();
+      threads.clear();
+      throw RunError(fmt::format("run {}: {}", options.run, error));
+    }
+  }
+  summary.files = chunks.files();
+  // Run totals also count the start- and end-of-run records.
+  summary.total.bytes = chunks.bytes_written();
+  summary.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  summary.summary_file = summary_file_name(options.run);
+  write_file_once(options.output, summary.summary_file, summary_json(summary));
+  return summary;
+}
+
+}  // namespace na64::daq
