@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: Apache-2.0
+// na64daq as the shift crew runs it: a real process, real files.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "na64/testing/temp_dir.hpp"
+
+namespace {
+
+struct Outcome {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr
+};
+
+Outcome na64daq(const std::string& args) {
+  Outcome o;
+  const std::string cmd = std::string(NA64DAQ_PATH) + " " + args + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (p == nullptr) return o;
+  char buf[4096];
+  std::size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) o.output.append(buf, n);
+  const int status = ::pclose(p);
+  o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return o;
+}
+
+TEST(Na64daqCli, RunWritesFilesAndPrintsALinePerSpill) {
+  na64::testing::TempDir dir;
+  const auto o = na64daq("run --spills 2 --particles 3000 --run 12 --output " + dir.path().string());
+  EXPECT_EQ(o.exit_code, 0) << o.output;
+  EXPECT_NE(o.output.find("spill    1 | particles     3000 | built     3000"), std::string::npos) << o.output;
+  EXPECT_NE(o.output.find("spill    2 | particles     3000 | built     3000"), std::string::npos) << o.output;
+  EXPECT_TRUE(std::filesystem::exists(dir.path() / "cdr01001-000012.dat"));
+  EXPECT_TRUE(std::filesystem::exists(dir.path() / "run-000012.map.xml"));
+  EXPECT_TRUE(std::filesystem::exists(dir.path() / "run-000012.summary.json"));
+
+  const auto check = na64daq("check " + (dir.path() / "cdr01001-000012.dat").string());
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+  EXPECT_NE(check.output.find("start-of-run 1, start-of-burst 2"), std::string::npos) << check.output;
+  EXPECT_NE(check.output.find(", 0 errors"), std::string::npos) << check.output;
+
+  // Same run again: refused, and the first files are untouched.
+  const auto size = std::filesystem::file_size(dir.path() / "cdr01001-000012.dat");
+  const auto again = na64daq("run --spills 1 --particles 100 --run 12 --output " + dir.path().string());
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_NE(again.output.find("run 12 already has data in"), std::string::npos) << again.output;
+  EXPECT_EQ(std::filesystem::file_size(dir.path() / "cdr01001-000012.dat"), size);
+
+  // Without --run: the next free number.
+  const auto next = na64daq("run --spills 1 --particles 100 --output " + dir.path().string());
+  EXPECT_EQ(next.exit_code, 0) << next.output;
+  EXPECT_TRUE(std::filesystem::exists(dir.path() / "cdr01001-000013.dat"));
+}
+
+TEST(Na64daqCli, BadArgumentsExitTwoWithTheReason) {
+  EXPECT_EQ(na64daq("").exit_code, 2);
+  const auto no_spills = na64daq("run --output /tmp/x");
+  EXPECT_EQ(no_spills.exit_code, 2);
+  EXPECT_NE(no_spills.output.find("na64daq: --spills is required"), std::string::npos) << no_spills.output;
+  const auto bad = na64daq("run --spills 3x --output /tmp/x");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.output.find("--spills: \"3x\" is not a whole number in [1, 2047]"), std::string::npos) << bad.output;
+  const auto unknown = na64daq("run --spills 1 --output /tmp/x --fast yes");
+  EXPECT_NE(unknown.output.find("unknown option --fast"), std::string::npos) << unknown.output;
+  const auto command = na64daq("launch");
+  EXPECT_EQ(command.exit_code, 2);
+  EXPECT_NE(command.output.find("unknown command \"launch\""), std::string::npos) << command.output;
+}
+
+TEST(Na64daqCli, BadConfigExitsTwoWithFieldPath) {
+  na64::testing::TempDir dir;
+  const auto cfg = dir.path() / "bad.textproto";
+  std::ofstream(cfg) << "source { id: 620 block { detector: \"ECAL1\" port: 9 gev_per_count: 0.02 } }\n";
+  const auto o = na64daq("run --spills 1 --output " + (dir.path() / "out").string() + " --config " + cfg.string());
+  EXPECT_EQ(o.exit_code, 2);
+  EXPECT_NE(o.output.find("bad configuration: " + cfg.string() + ": source[0].block[0].port: 9 is out of range [0, 7]"),
+            std::string::npos)
+      << o.output;
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "out"));
+}
+
+TEST(Na64daqCli, CheckReportsCorruptFile) {
+  na64::testing::TempDir dir;
+  const auto file = dir.path() / "bad.dat";
+  std::ofstream(file, std::ios::binary) << std::string(68, '\x01');
+  const auto o = na64daq("check " + file.string());
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_NE(o.output.find("offset 4 (0x4): DATE magic: found 16843009 (0x1010101), expected 3659422462 (0xda1e5afe) "
+                          "[bad-magic]"),
+            std::string::npos)
+      << o.output;
+}
+
+TEST(Na64daqCli, DefaultConfigRoundTrips) {
+  na64::testing::TempDir dir;
+  const auto o = na64daq("default-config");
+  EXPECT_EQ(o.exit_code, 0);
+  const auto cfg = dir.path() / "default.textproto";
+  std::ofstream(cfg) << o.output;
+  const auto run = na64daq("run --spills 1 --particles 200 --output " + dir.path().string() + " --config " + cfg.string());
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+}
+
+}  // namespace
