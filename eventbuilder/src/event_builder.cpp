@@ -95,6 +95,12 @@ std::size_t EventBuilder::poll(std::chrono::steady_clock::time_point now) noexce
       any_head = true;
       target = std::min(target, keys_[s]);
     }
+    if (!any_head) {
+      // Nothing waits to be built (between spills, before the run): idle time
+      // is no source's silence and must not start or feed the timeout.
+      waiting_ = false;
+      break;
+    }
     std::uint32_t timed_out = 0;
     if (waiting != 0) {
       if (!waiting_) {
@@ -108,7 +114,6 @@ std::size_t EventBuilder::poll(std::chrono::steady_clock::time_point now) noexce
       spill_.lost_sources |= waiting;
     }
     waiting_ = false;
-    if (!any_head) break;
 
     // Sources delivering the target now; a lost source that delivers is back.
     std::uint32_t present = 0;
@@ -138,7 +143,10 @@ std::size_t EventBuilder::poll(std::chrono::steady_clock::time_point now) noexce
     if (phase == 1) {
       emit_data(target, present, timed_out, produced);
     } else if (phase == 0) {
+      // Fragments dropped as late since the last SpillEnd count in this spill.
+      const std::uint64_t late = spill_.late_fragments;
       spill_ = BuilderSpillCounters{};
+      spill_.late_fragments = late;
       spill_.lost_sources = lost_mask_;
       d = BuiltDesc{RecordKind::SpillBegin, IncompleteReason::None, spill, 0, present, all_mask_ & ~present, 0};
     } else {
@@ -157,6 +165,7 @@ std::size_t EventBuilder::poll(std::chrono::steady_clock::time_point now) noexce
       for (std::size_t r = 0; r < kNumIncompleteReasons; ++r) totals_.by_reason[r] += spill_.by_reason[r];
       totals_.late_fragments += spill_.late_fragments;
       totals_.lost_sources |= spill_.lost_sources;
+      spill_.late_fragments = 0;
     }
     for (std::size_t s = 0; s < n; ++s) {
       if ((present >> s) & 1u) ++taken_[s];

@@ -12,15 +12,21 @@ fw::Decoded<fw::Checked> FeatureExtractor::extract(const eventbuilder::BuiltDesc
                                                    std::uint32_t& bad_source) const noexcept {
   out.energy_gev.fill(0.0f);
   out.amplitude_adc.fill(0.0f);
+  out.pedestal_adc.fill(0.0f);
+  out.peak_time_ns.fill(0.0f);
   out.channels = 0;
   out.unmapped = 0;
   const float zs = static_cast<float>(config_.zero_suppression_adc);
   fw::Decoded<fw::Checked> status = fw::Checked{};
   eventbuilder::for_each_fragment(desc, slot, [&](const eventbuilder::BuiltFragment& frag) {
     if (!status) return;
+    // A source with no line in the map (slot beyond its sources) has only
+    // unmapped channels; cell_of() must not be asked about it.
+    const bool source_mapped = frag.source_slot < map_->sources().size();
     auto r = fw::decode_msadc(frag.words, desc.event, 0, [&](const fw::MsadcChannel& ch) {
       ++out.channels;
-      const std::int16_t cell = map_->cell_of(frag.source_slot, ch.port, ch.chip_channel());
+      const std::int16_t cell =
+          source_mapped ? map_->cell_of(frag.source_slot, ch.port, ch.chip_channel()) : fw::ChannelMap::kUnmapped;
       if (cell == fw::ChannelMap::kUnmapped) {
         ++out.unmapped;
         return;

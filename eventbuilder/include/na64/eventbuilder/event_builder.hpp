@@ -45,7 +45,9 @@ struct BuilderSpillCounters {
   std::uint64_t complete = 0;
   std::uint64_t incomplete = 0;
   std::array<std::uint64_t, kNumIncompleteReasons> by_reason{};
-  std::uint64_t late_fragments = 0;  ///< arrived after their event was released; dropped
+  /// Arrived after their event was released; dropped. Those dropped between
+  /// spills count in the next spill.
+  std::uint64_t late_fragments = 0;
   std::uint32_t lost_sources = 0;    ///< mask of sources given up on during the spill
 };
 
