@@ -7,6 +7,15 @@ namespace {
 
 using Visit = void (*)(void*, const DateHeader&, const EquipmentView&);
 
+// The event's size was checked against the buffer, so a header or a size that
+// does not fit inside the event means its blocks do not fill it exactly: a
+// size mismatch, not a short buffer (a reader may wait for more bytes on
+// Truncated).
+DecodeError inside_event(DecodeError e) noexcept {
+  if (e.code == DecodeErrc::Truncated) e.code = DecodeErrc::SizeMismatch;
+  return e;
+}
+
 // Validates the equipment blocks filling words [begin, end) of an event.
 Decoded<Checked> walk_equipment(std::span<const std::uint32_t> w, std::size_t begin, std::size_t end,
                                 std::size_t offset_bytes, const DateHeader& h, Visit visit, void* ctx) {
@@ -14,11 +23,11 @@ Decoded<Checked> walk_equipment(std::span<const std::uint32_t> w, std::size_t be
   while (pos < end) {
     const std::size_t at = offset_bytes + pos * 4;
     auto eq = decode_equipment_header(w.subspan(pos, end - pos), at);
-    if (!eq) return eq.error();
+    if (!eq) return inside_event(eq.error());
     const std::size_t eq_words = eq->size_bytes / 4;
     const auto body = w.subspan(pos + kEquipmentHeaderWords, eq_words - kEquipmentHeaderWords);
     auto sl = decode_slink_header(body, at + kEquipmentHeaderBytes);
-    if (!sl) return sl.error();
+    if (!sl) return inside_event(sl.error());
     if (eq->size_bytes != kEquipmentHeaderBytes + 4 * sl->size_words) {
       return DecodeError{DecodeErrc::SizeMismatch, at, eq->size_bytes, kEquipmentHeaderBytes + 4 * sl->size_words,
                          "equipment size (28 + 4 x S-Link size)"};
@@ -28,8 +37,8 @@ Decoded<Checked> walk_equipment(std::span<const std::uint32_t> w, std::size_t be
                          h.event_in_spill, "S-Link event number"};
     }
     if (sl->spill != (h.spill & kMaxSpill)) {
-      return DecodeError{DecodeErrc::SpillMismatch, at + kEquipmentHeaderBytes + 4, sl->spill, h.spill,
-                         "S-Link spill number"};
+      return DecodeError{DecodeErrc::SpillMismatch, at + kEquipmentHeaderBytes + 4, sl->spill,
+                         h.spill & kMaxSpill, "S-Link spill number"};
     }
     EquipmentView view{*eq, *sl, body.subspan(kSlinkHeaderWords, sl->size_words - kSlinkHeaderWords),
                        at + kEquipmentHeaderBytes + kSlinkHeaderWords * 4};
@@ -57,7 +66,7 @@ Decoded<DateHeader> walk_date_event(std::span<const std::uint32_t> w, std::size_
   while (pos < end) {
     const std::size_t at = offset_bytes + pos * 4;
     auto sub = decode_date_header(w.subspan(pos, end - pos), at);
-    if (!sub) return sub.error();
+    if (!sub) return inside_event(sub.error());
     const DateHeader& s = *sub;
     if (s.run != h.run) return DecodeError{DecodeErrc::BadSubEvent, at + 20, s.run, h.run, "sub-event run"};
     if (s.spill != h.spill) {

@@ -16,7 +16,8 @@ static_assert(std::endian::native == std::endian::little,
 
 /// What a decoder found wrong. Each value names one rule of DOMAIN.md section 4.
 enum class DecodeErrc : std::uint8_t {
-  Truncated,          ///< fewer bytes than a header or a declared size needs
+  Truncated,          ///< fewer bytes than a header or a declared size needs; walk_date_event
+                      ///< reports a block overrunning its event as SizeMismatch instead
   BadMagic,           ///< DATE magic is not 0xDA1E5AFE
   BadHeaderLength,    ///< DATE header length is not 68
   BadVersion,         ///< DATE version is not 0x00030006
@@ -24,6 +25,7 @@ enum class DecodeErrc : std::uint8_t {
   BadRunNumber,       ///< run number 0
   BadSize,            ///< a size field is not a multiple of 4, too small, or too large
   SizeMismatch,       ///< equipment size != 28 + 4 x S-Link size, or body not filled exactly
+                      ///< (words left over, or a block or sub-event running past the event's end)
   BadSourceId,        ///< S-Link source id >= 896
   SlinkErrorFlag,     ///< S-Link error bit set
   BadFormatByte,      ///< S-Link format byte bit 7 set
@@ -56,7 +58,7 @@ struct DecodeError {
   /// Static text for the expectation when it is not one value ("< 896"); else null.
   const char* expected_rule = nullptr;
 
-  /// "offset 136 (0x88): S-Link source id: found 900, expected < 896 [bad-source-id]"
+  /// "offset 136 (0x88): S-Link source id: found 900 (0x384), expected < 896 [bad-source-id]"
   [[nodiscard]] std::string message() const;
 };
 

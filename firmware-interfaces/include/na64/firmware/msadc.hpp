@@ -28,10 +28,10 @@ inline constexpr std::uint32_t kMaxAdcBlockWords = 0xFFF;
   return 1 + (std::size_t{n_samples} + 1) / 2;
 }
 
-/// Channel sum field: the samples' plain sum, saturated at 0xFFFF.
+/// Channel sum field: the plain sum of the 12-bit samples as stored, saturated at 0xFFFF.
 [[nodiscard]] constexpr std::uint16_t msadc_sum(std::span<const std::uint16_t> samples) noexcept {
   std::uint32_t s = 0;
-  for (std::uint16_t v : samples) s += v;
+  for (std::uint16_t v : samples) s += v & 0xFFFu;
   return s > 0xFFFFu ? std::uint16_t{0xFFFF} : static_cast<std::uint16_t>(s);
 }
 
