@@ -34,6 +34,8 @@ namespace {
 constexpr std::uint32_t kSlinkEquipmentType = 64;
 /// Physics events published per batch by a board.
 constexpr std::size_t kBoardBatch = 32;
+/// Records a trigger or writer stage looks for at once.
+constexpr std::size_t kStageBatch = 64;
 /// Decode errors reported in full per run; the rest are only counted.
 constexpr std::uint64_t kReportedDecodeErrors = 10;
 
@@ -100,7 +102,7 @@ class ReportQueue {
 template <class Ring>
 bool wait_writable(Ring& ring, std::size_t n, const std::stop_token& abort) {
   eb::Backoff backoff;
-  while (ring.writable() < n) {
+  while (ring.writable(n) < n) {
     if (abort.stop_requested()) return false;
     backoff.pause();
   }
@@ -120,7 +122,7 @@ void board_thread(const drivers::EmulatedMsadcBoard& board, eb::FragmentRing& ri
     std::uint32_t p = 1;
     while (p <= particles && !stop.stop_requested()) {
       if (!wait_writable(ring, 1, abort)) return;
-      const std::size_t room = std::min<std::size_t>({ring.writable(), kBoardBatch, particles - p + 1});
+      const std::size_t room = std::min<std::size_t>({ring.writable(kBoardBatch), kBoardBatch, particles - p + 1});
       for (std::size_t k = 0; k < room; ++k, ++p) {
         const std::size_t n = board.read_event(spill, p, ring.write_words(k));
         ring.write_desc(k) = eb::FragmentDesc{eb::RecordKind::Data, spill, p, static_cast<std::uint32_t>(n)};
@@ -151,7 +153,7 @@ class TriggerStage {
   void run(const std::stop_token& abort) {
     eb::Backoff backoff;
     while (!abort.stop_requested()) {
-      const std::size_t avail = in_.readable();
+      const std::size_t avail = in_.readable(kStageBatch);
       if (avail == 0) {
         backoff.pause();
         continue;
@@ -161,7 +163,7 @@ class TriggerStage {
       std::size_t produced = 0;
       bool run_end = false;
       for (; done < avail && !run_end; ++done) {
-        if (out_.writable() <= produced) break;  // keep the rest for the next round
+        if (out_.writable(produced + 1) <= produced) break;  // keep the rest for the next round
         const eb::BuiltDesc& d = in_.read_desc(done);
         run_end = d.kind == eb::RecordKind::RunEnd;
         if (handle(d, in_.read_words(done), produced)) ++produced;
@@ -236,7 +238,7 @@ class WriterStage {
       write_control(fw::EventType::StartOfRun, 0);
       eb::Backoff backoff;
       while (!abort.stop_requested()) {
-        const std::size_t avail = in_.readable();
+        const std::size_t avail = in_.readable(kStageBatch);
         if (avail == 0) {
           backoff.pause();
           continue;

@@ -66,7 +66,7 @@ EventBuilder::EventBuilder(std::vector<FragmentRing*> inputs, BuiltRing& output,
 std::uint64_t EventBuilder::head_key(std::size_t s) noexcept {
   FragmentRing& r = *in_[s];
   // Drop what is late: anything at or before the last record released.
-  while (r.readable() > taken_[s]) {
+  while (r.readable(taken_[s] + 1) > taken_[s]) {
     const FragmentDesc& d = r.read_desc(taken_[s]);
     const std::uint64_t k = key_of(d);
     if (k > last_key_ || (k == kRunEndKey && last_key_ != kRunEndKey)) return k;
@@ -80,7 +80,7 @@ std::size_t EventBuilder::poll(std::chrono::steady_clock::time_point now) noexce
   std::size_t produced = 0;
   const std::size_t n = in_.size();
   taken_.fill(0);
-  while (produced < config_.batch && !finished_ && out_.writable() > produced) {
+  while (produced < config_.batch && !finished_ && out_.writable(produced + 1) > produced) {
     std::uint64_t target = kRunEndKey;
     bool any_head = false;
     std::uint32_t waiting = 0;

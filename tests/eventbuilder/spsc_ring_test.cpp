@@ -177,5 +177,24 @@ TEST(SpscRing, TwoThreadsMoveEveryValueOnceInOrder) {
   EXPECT_EQ(r.readable(), 0u);
 }
 
+TEST(SpscRing, WantRefreshesTheCachedIndexOfTheOtherSide) {
+  SpscRing<int> r(8);
+  // Fill and drain 6 slots: the producer's cached copy of the read index is now stale.
+  ASSERT_EQ(r.writable(6), 8u);
+  r.commit(6);
+  ASSERT_EQ(r.readable(6), 6u);
+  r.consume(6);
+  EXPECT_EQ(r.writable(), 2u) << "one free slot is enough for want = 1: no refresh";
+  EXPECT_EQ(r.writable(3), 8u) << "want = 3 is more than the cached 2: refreshed";
+  r.commit(3);
+  r.commit(2);
+  EXPECT_EQ(r.readable(), 5u) << "the cached count covered want = 1 only after a refresh on empty";
+  r.consume(1);
+  EXPECT_EQ(r.readable(), 4u);
+  r.commit(1);
+  EXPECT_EQ(r.readable(), 4u) << "want = 1 does not look again while 4 are known";
+  EXPECT_EQ(r.readable(5), 5u);
+}
+
 }  // namespace
 }  // namespace na64::eventbuilder

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "na64/trigger/features.hpp"
 
+#include <algorithm>
+
 #include "na64/firmware/msadc.hpp"
 
 namespace na64::trigger {
@@ -35,15 +37,19 @@ fw::Decoded<fw::Checked> FeatureExtractor::extract(const eventbuilder::BuiltDesc
       const std::size_t n_ped = n < kPedestalSamples ? n : kPedestalSamples;
       std::uint32_t ped_sum = 0;
       for (std::size_t k = 0; k < n_ped; ++k) ped_sum += ch.sample(k);
+      // Maximum over the packed words first (a branch-free loop the compiler
+      // vectorises; the pad sample of an odd count is 0 and changes nothing),
+      // then the first sample holding it.
+      const std::uint32_t* words = ch.data;
+      const std::size_t n_words = (n + 1) / 2;
       std::uint32_t max = 0;
-      std::size_t arg = 0;
-      for (std::size_t k = 0; k < n; ++k) {
-        const std::uint32_t v = ch.sample(k);
-        if (v > max) {
-          max = v;
-          arg = k;
-        }
+      for (std::size_t k = 0; k < n_words; ++k) {
+        const std::uint32_t lo = words[k] & 0xFFFu;
+        const std::uint32_t hi = (words[k] >> 12) & 0xFFFu;
+        max = std::max(max, std::max(lo, hi));
       }
+      std::size_t arg = 0;
+      while (arg + 1 < n && ch.sample(arg) != max) ++arg;
       const float ped = static_cast<float>(ped_sum) / static_cast<float>(n_ped);
       const float amp = static_cast<float>(max) - ped;
       const auto c = static_cast<std::size_t>(cell);

@@ -33,14 +33,14 @@ class SlotRing {
   [[nodiscard]] std::size_t capacity() const noexcept { return ring_.capacity(); }
   [[nodiscard]] std::size_t slot_words() const noexcept { return slot_words_; }
 
-  [[nodiscard]] std::size_t writable() noexcept { return ring_.writable(); }
+  [[nodiscard]] std::size_t writable(std::size_t want = 1) noexcept { return ring_.writable(want); }
   [[nodiscard]] Desc& write_desc(std::size_t k) noexcept { return ring_.write_slot(k); }
   [[nodiscard]] std::span<std::uint32_t> write_words(std::size_t k) noexcept {
     return {arena_.get() + ring_.write_position(k) * slot_words_, slot_words_};
   }
   void commit(std::size_t n) noexcept { ring_.commit(n); }
 
-  [[nodiscard]] std::size_t readable() noexcept { return ring_.readable(); }
+  [[nodiscard]] std::size_t readable(std::size_t want = 1) noexcept { return ring_.readable(want); }
   [[nodiscard]] const Desc& read_desc(std::size_t k) const noexcept { return ring_.read_slot(k); }
   /// The slot's whole word block; the descriptor says how much of it is used.
   [[nodiscard]] std::span<const std::uint32_t> read_words(std::size_t k) const noexcept {

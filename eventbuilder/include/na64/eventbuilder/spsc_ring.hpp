@@ -52,18 +52,20 @@ class SpscRing {
 
   // ---- producer side ----
 
-  /// Free slots the producer may fill now. Reads the consumer's index only
-  /// when the cached copy says the ring looks full.
-  [[nodiscard]] std::size_t writable() noexcept {
+  /// Free slots the producer may fill now: at least `want` if the consumer
+  /// has freed that many. Reads the consumer's index only when the cached
+  /// copy shows fewer than `want` free slots, so the count may be lower than
+  /// the true one, never higher.
+  [[nodiscard]] std::size_t writable(std::size_t want = 1) noexcept {
     const std::uint64_t w = write_.value.load(std::memory_order_relaxed);
-    if (w - read_cache_ > mask_) {
+    if (capacity() - (w - read_cache_) < want) {
       // Acquire pairs with the release in consume(): the consumer is done
       // reading the slots it freed before we overwrite them.
       read_cache_ = read_.value.load(std::memory_order_acquire);
     }
     return capacity() - static_cast<std::size_t>(w - read_cache_);
   }
-  /// Precondition: k < writable().
+  /// Precondition: k < a count writable() returned.
   [[nodiscard]] T& write_slot(std::size_t k) noexcept { return slots_[write_position(k)]; }
   [[nodiscard]] std::size_t write_position(std::size_t k) const noexcept {
     return static_cast<std::size_t>(write_.value.load(std::memory_order_relaxed) + k) & mask_;
@@ -77,10 +79,13 @@ class SpscRing {
 
   // ---- consumer side ----
 
-  /// Published slots the consumer may read now.
-  [[nodiscard]] std::size_t readable() noexcept {
+  /// Published slots the consumer may read now: at least `want` if the
+  /// producer has published that many. Reads the producer's index only when
+  /// the cached copy shows fewer than `want`; the count may be lower than
+  /// the true one, never higher.
+  [[nodiscard]] std::size_t readable(std::size_t want = 1) noexcept {
     const std::uint64_t r = read_.value.load(std::memory_order_relaxed);
-    if (write_cache_ == r) {
+    if (write_cache_ - r < want) {
       // Acquire pairs with the release in commit().
       write_cache_ = write_.value.load(std::memory_order_acquire);
     }
