@@ -134,17 +134,6 @@ void board_thread(const drivers::EmulatedMsadcBoard& board, eb::FragmentRing& ri
   (void)marker(eb::RecordKind::RunEnd, 0, 0);
 }
 
-void builder_thread(eb::EventBuilder& builder, std::stop_token abort) {
-  eb::Backoff backoff;
-  while (!builder.finished() && !abort.stop_requested()) {
-    if (builder.poll(Clock::now()) != 0) {
-      backoff.reset();
-    } else {
-      backoff.pause();
-    }
-  }
-}
-
 class TriggerStage {
  public:
   TriggerStage(const DaqConfig& config, eb::BuiltRing& in, AcceptedRing& out)
@@ -452,7 +441,7 @@ RunSummary run_simulated(const DaqConfig& config, const RunOptions& options,
                      abort.get_token());
       });
     }
-    threads.emplace_back([&] { builder_thread(builder, abort.get_token()); });
+    threads.emplace_back([&] { builder.run(abort.get_token()); });
     threads.emplace_back([&] { trigger_stage.run(abort.get_token()); });
     threads.emplace_back([&] { writer_stage.run(abort.get_token()); });
 

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "na64/eventbuilder/event_builder.hpp"
 
+#include "na64/eventbuilder/backoff.hpp"
+
 #include <algorithm>
 #include <cstring>
 #include <limits>
@@ -74,6 +76,17 @@ std::uint64_t EventBuilder::head_key(std::size_t s) noexcept {
     ++spill_.late_fragments;
   }
   return kNoHead;
+}
+
+void EventBuilder::run(const std::stop_token& stop) noexcept {
+  Backoff backoff;
+  while (!finished_ && !stop.stop_requested()) {
+    if (poll(std::chrono::steady_clock::now()) != 0) {
+      backoff.reset();
+    } else {
+      backoff.pause();
+    }
+  }
 }
 
 std::size_t EventBuilder::poll(std::chrono::steady_clock::time_point now) noexcept {

@@ -307,17 +307,6 @@ void replay_thread(FragmentReplay& replay, eb::FragmentRing& ring, const std::st
   }
 }
 
-void builder_thread(eb::EventBuilder& builder, const std::stop_token& stop) {
-  eb::Backoff backoff;
-  while (!builder.finished() && !stop.stop_requested()) {
-    if (builder.poll(Clock::now()) != 0) {
-      backoff.reset();
-    } else {
-      backoff.pause();
-    }
-  }
-}
-
 void trigger_thread(eb::BuiltRing& in, const trigger::FeatureExtractor& extractor, trigger::TriggerMenu& menu,
                     trigger::EventFeatures& features, TriggerCounts& counts, const std::stop_token& stop) {
   eb::Backoff backoff;
@@ -371,7 +360,7 @@ ChainRun run_chain(const daq::DaqConfig& config, std::span<const SourceFragments
   for (std::size_t s = 0; s < replays.size(); ++s) {
     threads.emplace_back([&, s](std::stop_token stop) { replay_thread(replays[s], *rings.fragments[s], stop); });
   }
-  threads.emplace_back([&](std::stop_token stop) { builder_thread(builder, stop); });
+  threads.emplace_back([&](std::stop_token stop) { builder.run(stop); });
   threads.emplace_back(
       [&](std::stop_token stop) { trigger_thread(*rings.built, extractor, menu, *features, run.counts, stop); });
   // Join explicitly: a jthread's destructor would request stop first.

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <stop_token>
 #include <vector>
 
 #include "na64/eventbuilder/slot_ring.hpp"
@@ -96,6 +97,9 @@ class EventBuilder {
 
   /// Builds up to config.batch records; returns how many it published.
   std::size_t poll(std::chrono::steady_clock::time_point now) noexcept;
+  /// The builder thread's loop: polls on the steady clock until RunEnd is
+  /// published or `stop` is requested, backing off while there is nothing to do.
+  void run(const std::stop_token& stop) noexcept;
   /// True once RunEnd has been published.
   [[nodiscard]] bool finished() const noexcept { return finished_; }
   /// Counters summed over every spill closed so far.
