@@ -93,6 +93,7 @@ DaqConfig load_config(std::string_view text, std::string_view origin) {
   c.emulator.n_samples = check.range<std::uint32_t>("emulator.n_samples", e.n_samples(), 8, 64);
   c.emulator.noise_adc = check.range("emulator.noise_adc", e.noise_adc(), 0.0, 100.0);
   c.emulator.pedestal_base = check.range<std::uint32_t>("emulator.pedestal_base", e.pedestal_base(), 0, 3000);
+  c.emulator.fragment_loss = check.range("emulator.fragment_loss", e.fragment_loss(), 0.0, 1.0);
 
   if (pb.source_size() == 0) check.fail("source", "at least one source is required");
   if (pb.source_size() > static_cast<int>(eventbuilder::kMaxSources)) {

@@ -123,11 +123,13 @@ void board_thread(const drivers::EmulatedMsadcBoard& board, eb::FragmentRing& ri
     while (p <= particles && !stop.stop_requested()) {
       if (!wait_writable(ring, 1, abort)) return;
       const std::size_t room = std::min<std::size_t>({ring.writable(kBoardBatch), kBoardBatch, particles - p + 1});
+      std::size_t filled = 0;
       for (std::size_t k = 0; k < room; ++k, ++p) {
-        const std::size_t n = board.read_event(spill, p, ring.write_words(k));
-        ring.write_desc(k) = eb::FragmentDesc{eb::RecordKind::Data, spill, p, static_cast<std::uint32_t>(n)};
+        if (board.loses(spill, p)) continue;
+        const std::size_t n = board.read_event(spill, p, ring.write_words(filled));
+        ring.write_desc(filled++) = eb::FragmentDesc{eb::RecordKind::Data, spill, p, static_cast<std::uint32_t>(n)};
       }
-      ring.commit(room);
+      ring.commit(filled);
     }
     if (!marker(eb::RecordKind::SpillEnd, spill, p - 1)) return;
   }

@@ -53,6 +53,12 @@ EmulatedMsadcBoard::EmulatedMsadcBoard(std::uint32_t source_id, const fw::Channe
   }
 }
 
+bool EmulatedMsadcBoard::loses(std::uint32_t spill, std::uint32_t particle) const noexcept {
+  if (params_.fragment_loss <= 0.0) return false;
+  Rng rng(beam_->parameters().seed ^ 0x6C6F7373ull, spill, particle, source_id_);
+  return rng.uniform() < params_.fragment_loss;
+}
+
 std::size_t EmulatedMsadcBoard::read_event(std::uint32_t spill, std::uint32_t particle, std::span<std::uint32_t> out,
                                            ParticleTruth* truth) const noexcept {
   CellDeposits dep;

@@ -18,6 +18,7 @@ struct EmulatorParameters {
   std::uint32_t n_samples = 32;      ///< per channel, 12.5 ns apart
   double noise_adc = 1.5;            ///< Gaussian sigma, ADC counts
   std::uint32_t pedestal_base = 180; ///< pedestals are base + 0..99, fixed per channel
+  double fragment_loss = 0.0;        ///< probability that the board loses a particle's fragment
 };
 
 /// Thread safety: const after construction; one board may serve several threads.
@@ -37,6 +38,10 @@ class EmulatedMsadcBoard {
   [[nodiscard]] std::size_t max_fragment_words() const noexcept { return max_words_; }
   /// Pedestal of one of this board's channels (index in map order).
   [[nodiscard]] std::uint32_t pedestal(std::size_t channel) const noexcept { return channels_[channel].pedestal; }
+
+  /// True when this board loses the fragment of (spill, particle), as drawn
+  /// from EmulatorParameters::fragment_loss; reproducible.
+  [[nodiscard]] bool loses(std::uint32_t spill, std::uint32_t particle) const noexcept;
 
   /// Writes the data_format3 block of (spill, particle) into `out` (ADC event
   /// number = particle & 0xFFF) and returns its length in words, 0 if `out` is
