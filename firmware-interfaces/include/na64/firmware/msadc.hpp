@@ -169,10 +169,18 @@ template <class OnChannel>
         return fail(DecodeErrc::Truncated, p, data_words, end - p - 1, "channel data words",
                     "<= the words left in the ADC block");
       }
-      for (std::size_t k = 0; k < data_words; ++k) {
-        const std::uint32_t marker = block[p + 1 + k] >> 24;
-        const std::uint32_t want = k == 0 ? kFirstDataMarker : kNextDataMarker;
-        if (marker != want) return fail(DecodeErrc::BadMarker, p + 1 + k, marker, want, "data word marker");
+      // Markers: the first word alone, the others OR-reduced without a branch
+      // so the loop vectorises; the offending word is searched only on error.
+      const std::uint32_t* data = block.data() + p + 1;
+      if ((data[0] >> 24) != kFirstDataMarker) {
+        return fail(DecodeErrc::BadMarker, p + 1, data[0] >> 24, kFirstDataMarker, "data word marker");
+      }
+      std::uint32_t bad = 0;
+      for (std::size_t k = 1; k < data_words; ++k) bad |= (data[k] >> 24) ^ kNextDataMarker;
+      if (bad != 0) {
+        std::size_t k = 1;
+        while ((data[k] >> 24) == kNextDataMarker) ++k;
+        return fail(DecodeErrc::BadMarker, p + 1 + k, data[k] >> 24, kNextDataMarker, "data word marker");
       }
       const std::uint32_t key = (ch.port * kAdcsPerPort + ch.adc_id) * kChannelsPerAdc + ch.channel;
       const std::uint64_t bit = std::uint64_t{1} << (key % 64);
