@@ -5,8 +5,9 @@
 #include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
 
+#include <filesystem>
 #include <fstream>
-#include <sstream>
+#include <iterator>
 
 #include "proto/config.pb.h"
 #include "na64/daq/error.hpp"
@@ -94,6 +95,12 @@ DaqConfig load_config(std::string_view text, std::string_view origin) {
   c.emulator.noise_adc = check.range("emulator.noise_adc", e.noise_adc(), 0.0, 100.0);
   c.emulator.pedestal_base = check.range<std::uint32_t>("emulator.pedestal_base", e.pedestal_base(), 0, 3000);
   c.emulator.fragment_loss = check.range("emulator.fragment_loss", e.fragment_loss(), 0.0, 1.0);
+  if (e.has_stall()) {
+    c.stall_source = e.stall().source();
+    c.emulator.stall_spill = e.stall().spill();
+    c.emulator.stall_particle = e.stall().particle();
+    c.emulator.stall_ms = check.range<std::uint32_t>("emulator.stall.ms", e.stall().ms(), 0, 600000);
+  }
 
   if (pb.source_size() == 0) check.fail("source", "at least one source is required");
   if (pb.source_size() > static_cast<int>(eventbuilder::kMaxSources)) {
@@ -156,16 +163,20 @@ DaqConfig load_config(std::string_view text, std::string_view origin) {
   const auto& bu = pb.builder();
   c.builder.timeout = std::chrono::milliseconds(check.range<std::uint32_t>("builder.timeout_ms", bu.timeout_ms(), 1, 600000));
   c.builder.batch = check.range<std::uint32_t>("builder.batch", bu.batch(), 1, 4096);
-  c.ring_slots = check.range<std::uint32_t>("builder.ring_slots", bu.ring_slots(), 16, 1u << 20);
+  c.ring_slots = check.range<std::uint32_t>("builder.ring_slots", bu.ring_slots(), 16, 65536);
   return c;
 }
 
 DaqConfig load_config_file(const std::string& path) {
-  std::ifstream in(path);
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    throw ConfigError(fmt::format("{}: not a readable configuration file", path));
+  }
+  std::ifstream in(path, std::ios::binary);
   if (!in) throw ConfigError(fmt::format("{}: cannot open configuration file", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return load_config(ss.str(), path);
+  const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  if (in.bad()) throw ConfigError(fmt::format("{}: cannot read configuration file", path));
+  return load_config(text, path);
 }
 
 }  // namespace na64::daq

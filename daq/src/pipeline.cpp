@@ -10,6 +10,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <thread>
 
@@ -36,7 +37,7 @@ constexpr std::uint32_t kSlinkEquipmentType = 64;
 constexpr std::size_t kBoardBatch = 32;
 /// Records a trigger or writer stage looks for at once.
 constexpr std::size_t kStageBatch = 64;
-/// Decode errors reported in full per run; the rest are only counted.
+/// Decode errors reported in full per spill; the rest are only counted.
 constexpr std::uint64_t kReportedDecodeErrors = 10;
 
 /// Trigger output: accepted events and the markers.
@@ -125,6 +126,11 @@ void board_thread(const drivers::EmulatedMsadcBoard& board, eb::FragmentRing& ri
       const std::size_t room = std::min<std::size_t>({ring.writable(kBoardBatch), kBoardBatch, particles - p + 1});
       std::size_t filled = 0;
       for (std::size_t k = 0; k < room; ++k, ++p) {
+        if (const auto ms = board.stall_ms(spill, p); ms != 0) {
+          ring.commit(filled);
+          filled = 0;
+          std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+        }
         if (board.loses(spill, p)) continue;
         const std::size_t n = board.read_event(spill, p, ring.write_words(filled));
         ring.write_desc(filled++) = eb::FragmentDesc{eb::RecordKind::Data, spill, p, static_cast<std::uint32_t>(n)};
@@ -190,6 +196,11 @@ class TriggerStage {
     if (d.reason != eb::IncompleteReason::None) return false;
     std::uint32_t bad_source = 0;
     auto status = extractor_.extract(d, slot, features_, bad_source);
+    if (status && features_.missing_channels != 0) {
+      bad_source = features_.first_missing_source;
+      status = fw::DecodeError{fw::DecodeErrc::MissingChannels, 0, features_.missing_channels, 0,
+                               "mapped channels absent from the event", "0"};
+    }
     if (!status) {
       if (counters_.decode_errors < kReportedDecodeErrors) {
         fmt::print(stderr, "na64daq: spill {} particle {} source {}: {}\n", d.spill, d.event,
@@ -298,7 +309,9 @@ class WriterStage {
       case eb::RecordKind::Data:
         break;
     }
-    if (written_in_spill_ == fw::kMaxEventInSpill) {
+    // The end of burst takes the number after the last physics event, so
+    // physics events stop one short of the 20-bit limit.
+    if (written_in_spill_ == fw::kMaxEventInSpill - 1) {
       ++spill_summary_.not_written;
       return;
     }
@@ -340,7 +353,7 @@ class WriterStage {
     TriggerSpillCounters c;
     std::memcpy(static_cast<void*>(&c), slot.data(), sizeof(c));
     const auto sources = config_.channel_map.sources();
-    const auto eob_number = std::min(written_in_spill_ + 1, fw::kMaxEventInSpill);
+    const std::uint32_t eob_number = written_in_spill_ + 1;
     auto out = chunks_.reserve(fw::kDateHeaderWords + sources.size() * (fw::kEquipmentHeaderWords + fw::kSlinkHeaderWords));
     fw::DateEventWriter w(out);
     w.begin(header(fw::EventType::EndOfBurst, eob_number));
@@ -412,28 +425,49 @@ RunSummary run_simulated(const DaqConfig& config, const RunOptions& options,
   RunSummary summary;
   summary.run = options.run;
 
+  for (const std::string& name : {map_file_name(options.run), summary_file_name(options.run)}) {
+    if (std::filesystem::exists(options.output / name)) {
+      throw RunError(fmt::format("run {} already has {} in {}; a run file is never overwritten", options.run, name,
+                                 options.output.string()));
+    }
+  }
+
   // Everything the data path uses is allocated here, before the first spill.
   const drivers::NA64Beam beam(config.beam);
   std::vector<std::unique_ptr<drivers::EmulatedMsadcBoard>> boards;
+  std::size_t fragment_words = 0;
+  for (std::uint32_t source : config.channel_map.sources()) {
+    drivers::EmulatorParameters params = config.emulator;
+    if (source != config.stall_source) params.stall_ms = 0;
+    boards.push_back(std::make_unique<drivers::EmulatedMsadcBoard>(source, config.channel_map, beam, params));
+    fragment_words += boards.back()->max_fragment_words();
+  }
   std::vector<std::unique_ptr<eb::FragmentRing>> fragment_rings;
   std::vector<eb::FragmentRing*> inputs;
-  for (std::uint32_t source : config.channel_map.sources()) {
-    boards.push_back(std::make_unique<drivers::EmulatedMsadcBoard>(source, config.channel_map, beam, config.emulator));
-    fragment_rings.push_back(std::make_unique<eb::FragmentRing>(config.ring_slots, boards.back()->max_fragment_words()));
-    inputs.push_back(fragment_rings.back().get());
+  std::unique_ptr<eb::BuiltRing> built;
+  std::unique_ptr<AcceptedRing> accepted;
+  try {
+    for (const auto& board : boards) {
+      fragment_rings.push_back(std::make_unique<eb::FragmentRing>(config.ring_slots, board->max_fragment_words()));
+      inputs.push_back(fragment_rings.back().get());
+    }
+    const std::size_t slot_words = std::max(eb::built_slot_words(inputs), (sizeof(TriggerSpillCounters) + 3) / 4);
+    built = std::make_unique<eb::BuiltRing>(config.ring_slots, slot_words);
+    accepted = std::make_unique<AcceptedRing>(std::max<std::size_t>(config.ring_slots / 4, 64), slot_words);
+  } catch (const std::bad_alloc&) {
+    const double mib = 2.0 * 4.0 * static_cast<double>(config.ring_slots) * static_cast<double>(fragment_words) / (1 << 20);
+    throw RunError(fmt::format("cannot allocate the ring buffers: builder.ring_slots = {} needs about {:.0f} MiB",
+                               config.ring_slots, mib));
   }
-  const std::size_t built_words = eb::built_slot_words(inputs);
-  eb::BuiltRing built(config.ring_slots, std::max(built_words, (sizeof(TriggerSpillCounters) + 3) / 4));
-  AcceptedRing accepted(std::max<std::size_t>(config.ring_slots / 4, 64), built.slot_words());
-  eb::EventBuilder builder(inputs, built, config.builder);
-  TriggerStage trigger_stage(config, built, accepted);
+  eb::EventBuilder builder(inputs, *built, config.builder);
+  TriggerStage trigger_stage(config, *built, *accepted);
 
   ChunkWriter chunks(options.output, config.run.gdc_id, options.run, config.run.max_chunk_bytes);
   summary.map_file = map_file_name(options.run);
   write_file_once(options.output, summary.map_file, map_text(config, options.run));
 
   ReportQueue reports;
-  WriterStage writer_stage(config, options, accepted, chunks, reports);
+  WriterStage writer_stage(config, options, *accepted, chunks, reports);
   std::stop_source abort;
   {
     std::vector<std::jthread> threads;
@@ -452,13 +486,15 @@ RunSummary run_simulated(const DaqConfig& config, const RunOptions& options,
       add_to(summary.total, *s);
       if (on_spill) on_spill(*s);
     }
+    // The writer has ended. Release any thread still waiting, such as a
+    // board that was given up on and whose ring nobody reads any more.
+    abort.request_stop();
+    threads.clear();
     const std::string error = reports.error();
-    if (!error.empty()) {
-      abort.request_stop();
-      threads.clear();
-      throw RunError(fmt::format("run {}: {}", options.run, error));
-    }
+    if (!error.empty()) throw RunError(fmt::format("run {}: {}", options.run, error));
   }
+  // Fragments dropped after the last spill closed count in the run total only.
+  summary.total.builder.late_fragments = builder.totals().late_fragments;
   summary.files = chunks.files();
   // Run totals also count the start- and end-of-run records.
   summary.total.bytes = chunks.bytes_written();

@@ -130,14 +130,18 @@ ChunkWriter::ChunkWriter(fs::path dir, std::uint32_t gdc_id, std::uint32_t run, 
 }
 
 ChunkWriter::~ChunkWriter() {
-  if (fd_ >= 0) {
-    // Not closed properly (an error unwound the run): keep what was written
-    // under the temporary name for inspection, never as a run file.
-    ::close(fd_);
-  }
+  if (fd_ < 0) return;
+  // Not closed properly (an error unwound the run). An empty chunk is
+  // removed; one with data stays under its temporary name for inspection,
+  // never as a run file.
+  ::close(fd_);
+  if (chunk_bytes_ == 0) ::unlink((dir_ / ("." + chunk_file_name(gdc_id_, chunk_, run_) + ".part")).c_str());
 }
 
 void ChunkWriter::open_chunk() {
+  if (chunk_ == kMaxChunks) {
+    throw RunError(fmt::format("run {}: more than {} chunk files; raise run.max_chunk_bytes", run_, kMaxChunks));
+  }
   ++chunk_;
   const fs::path tmp = dir_ / ("." + chunk_file_name(gdc_id_, chunk_, run_) + ".part");
   fd_ = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);

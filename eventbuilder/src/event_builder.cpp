@@ -133,6 +133,19 @@ std::size_t EventBuilder::poll(std::chrono::steady_clock::time_point now) noexce
     for (std::size_t s = 0; s < n; ++s) {
       if ((done_mask_ & (1u << s)) == 0 && keys_[s] == target) present |= 1u << s;
     }
+    // A lost source may come back at a spill boundary: before a spill
+    // begins, wait up to the timeout for it to reach the same SpillBegin (its
+    // stale fragments are dropped as late meanwhile, and the other sources
+    // are held back), so that a board that stalled rejoins the next spill.
+    const std::uint32_t behind = lost_mask_ & ~present & ~done_mask_;
+    if (phase_of(target) == 0 && target != kRunEndKey && behind != 0) {
+      if (resync_target_ != target) {
+        resync_target_ = target;
+        resync_since_ = now;
+        break;
+      }
+      if (now - resync_since_ < config_.timeout) break;
+    }
     lost_mask_ &= ~present;
 
     if (target == kRunEndKey) {
@@ -147,6 +160,9 @@ std::size_t EventBuilder::poll(std::chrono::steady_clock::time_point now) noexce
       ++produced;
       finished_ = true;
       last_key_ = target;
+      // Fragments dropped since the last SpillEnd belong to no spill.
+      totals_.late_fragments += spill_.late_fragments;
+      spill_.late_fragments = 0;
       break;
     }
 

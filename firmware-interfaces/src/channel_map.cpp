@@ -47,8 +47,10 @@ ChannelMap::ChannelMap(std::vector<ChannelMapEntry> entries) : entries_(std::mov
     if (sources_.empty() || sources_.back() != e.source_id) sources_.push_back(e.source_id);
   }
   lookup_.assign(sources_.size() * kPortsPerSource * kChipChannelsPerPort, kUnmapped);
+  channel_counts_.assign(sources_.size(), 0);
   for (const auto& e : entries_) {
     const std::size_t slot = *slot_of(e.source_id);
+    ++channel_counts_[slot];
     auto& l = lookup_[(slot * kPortsPerSource + e.port) * kChipChannelsPerPort + e.chip_channel];
     const Cell c = cell_at(e.cell);
     const auto cell_name = fmt::format("{} ({}, {})", geometry(c.detector).name, c.x, c.y);

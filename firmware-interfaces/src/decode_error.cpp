@@ -30,6 +30,7 @@ const char* to_string(DecodeErrc code) noexcept {
     case DecodeErrc::BadMarker: return "bad-marker";
     case DecodeErrc::DuplicateChannel: return "duplicate-channel";
     case DecodeErrc::BadSubEvent: return "bad-sub-event";
+    case DecodeErrc::MissingChannels: return "missing-channels";
   }
   return "unknown";
 }

@@ -49,7 +49,11 @@ TEST(Na64daqCli, RunWritesFilesAndPrintsALinePerSpill) {
   const auto size = std::filesystem::file_size(dir.path() / "cdr01001-000012.dat");
   const auto again = na64daq("run --spills 1 --particles 100 --run 12 --output " + dir.path().string());
   EXPECT_EQ(again.exit_code, 1);
-  EXPECT_NE(again.output.find("run 12 already has data in"), std::string::npos) << again.output;
+  EXPECT_NE(again.output.find("run 12 already has run-000012.map.xml in " + dir.path().string() +
+                              "; a run file is never overwritten"),
+            std::string::npos)
+      << again.output;
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / ".cdr01001-000012.dat.part"));
   EXPECT_EQ(std::filesystem::file_size(dir.path() / "cdr01001-000012.dat"), size);
 
   // Without --run: the next free number.
@@ -83,6 +87,15 @@ TEST(Na64daqCli, BadConfigExitsTwoWithFieldPath) {
             std::string::npos)
       << o.output;
   EXPECT_FALSE(std::filesystem::exists(dir.path() / "out"));
+}
+
+TEST(Na64daqCli, ConfigThatIsADirectoryIsRefused) {
+  na64::testing::TempDir dir;
+  const auto o = na64daq("run --spills 1 --output " + (dir.path() / "out").string() + " --config " + dir.path().string());
+  EXPECT_EQ(o.exit_code, 2);
+  EXPECT_NE(o.output.find("bad configuration: " + dir.path().string() + ": not a readable configuration file"),
+            std::string::npos)
+      << o.output;
 }
 
 TEST(Na64daqCli, CheckReportsCorruptFile) {

@@ -92,6 +92,39 @@ TEST(Pipeline, LostFragmentsMakeIncompleteEventsCountedByReasonAndNeverWritten) 
   EXPECT_EQ(got_invisible, want_invisible);
 }
 
+TEST(Pipeline, BoardThatStallsIsLostThenRejoinsTheNextSpill) {
+  constexpr std::uint32_t kParticles = 2000;
+  testing::TempDir dir;
+  DaqConfig config = load_config(default_config_text(), "embedded default");
+  config.beam.particles_per_spill = kParticles;
+  // Lost after 1 s of silence; back after 1.5 s, well inside the 1 s the
+  // builder then waits at the start of spill 2.
+  config.builder.timeout = std::chrono::milliseconds(1000);
+  config.stall_source = 620;
+  config.emulator.stall_spill = 1;
+  config.emulator.stall_particle = 500;
+  config.emulator.stall_ms = 1500;
+  const auto summary = run_simulated(config, RunOptions{dir.path(), 9, 3}, {});
+
+  ASSERT_EQ(summary.spills.size(), 3u);
+  const auto& s1 = summary.spills[0].builder;
+  EXPECT_EQ(s1.particles, kParticles);
+  EXPECT_EQ(s1.complete + s1.incomplete, kParticles);
+  EXPECT_EQ(s1.by_reason[static_cast<std::size_t>(eb::IncompleteReason::Timeout)], 1u);
+  EXPECT_GT(s1.by_reason[static_cast<std::size_t>(eb::IncompleteReason::SourceLost)], 0u);
+  EXPECT_EQ(s1.lost_sources, 0b001u);  // slot 0 = source 620
+  EXPECT_GE(s1.complete, 499u);
+  // Back from the next spill on: every event complete.
+  for (std::size_t i = 1; i < 3; ++i) {
+    EXPECT_EQ(summary.spills[i].builder.complete, kParticles) << "spill " << i + 1;
+    EXPECT_EQ(summary.spills[i].builder.lost_sources, 0u) << "spill " << i + 1;
+  }
+  // What the board sent of spill 1 after it was given up on arrived late:
+  // particles 500-2000 and its end of spill.
+  EXPECT_EQ(s1.incomplete, kParticles - 499);
+  EXPECT_EQ(summary.total.builder.late_fragments, kParticles - 499 + 1);
+}
+
 TEST(Pipeline, StopClosesTheCurrentSpillAndLeavesCleanFiles) {
   constexpr std::uint32_t kSpills = 200;
   constexpr std::uint32_t kParticles = 2000;

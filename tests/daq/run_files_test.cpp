@@ -90,6 +90,32 @@ TEST(ChunkWriter, RollsToNewChunkOnEventBoundary) {
   EXPECT_EQ(first_word, 3u);
 }
 
+TEST(ChunkWriter, RefusesAThousandthChunk) {
+  testing::TempDir dir;
+  ChunkWriter w(dir.path(), 1, 3, 4, 64);  // a 4-byte chunk holds one 1-word event
+  for (std::uint32_t e = 0; e < ChunkWriter::kMaxChunks; ++e) {
+    w.reserve(1)[0] = e;
+    w.commit(1);
+  }
+  w.reserve(1)[0] = 999;
+  try {
+    w.commit(1);
+    FAIL() << "opened chunk 1000";
+  } catch (const RunError& e) {
+    EXPECT_STREQ(e.what(), "run 3: more than 999 chunk files; raise run.max_chunk_bytes");
+  }
+  EXPECT_TRUE(std::filesystem::exists(dir.path() / "cdr01999-000003.dat"));
+}
+
+TEST(ChunkWriter, RemovesItsEmptyTemporaryFileWhenNotClosed) {
+  testing::TempDir dir;
+  {
+    ChunkWriter w(dir.path(), 1, 4, 1u << 20);
+    EXPECT_TRUE(fs::exists(dir.path() / ".cdr01001-000004.dat.part"));
+  }
+  EXPECT_FALSE(fs::exists(dir.path() / ".cdr01001-000004.dat.part"));
+}
+
 TEST(ChunkWriter, RefusesRunThatAlreadyHasData) {
   testing::TempDir dir;
   write_file_once(dir.path(), "cdr01001-000005.dat", "old");

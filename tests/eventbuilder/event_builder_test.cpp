@@ -355,6 +355,61 @@ TEST_F(EventBuilderTest, SilentSourceTimesOutThenIsLostThenComesBack) {
   EXPECT_EQ(builder_->totals().lost_sources, 0b100u);
 }
 
+TEST_F(EventBuilderTest, LostSourceRejoinsAtTheNextSpillBoundary) {
+  make(3, 64, 2s);
+  all_begin(1);
+  all_data(1, 0, 1);
+  for (std::uint32_t e = 1; e < 4; ++e) {
+    data(0, 1, e);
+    data(1, 1, e);
+  }
+  EXPECT_EQ(builder_->poll(kT0), 2u);
+  EXPECT_EQ(builder_->poll(kT0 + 2s), 3u);  // 1 Timeout, 2 and 3 SourceLost
+  drain();
+  end(0, 1, 4);
+  end(1, 1, 4);
+  begin(0, 2);
+  begin(1, 2);
+  data(0, 2, 0);
+  data(1, 2, 0);
+  EXPECT_EQ(builder_->poll(kT0 + 3s), 1u);  // SpillEnd 1; spill 2 waits for the lost source
+  EXPECT_EQ(builder_->poll(kT0 + 5s - 1ns), 0u);
+
+  // The stalled board catches up: its stale spill-1 records are dropped as late.
+  for (std::uint32_t e = 1; e < 4; ++e) data(2, 1, e);
+  end(2, 1, 4);
+  begin(2, 2);
+  data(2, 2, 0);
+  EXPECT_EQ(builder_->poll(kT0 + 5s - 1ns), 2u);
+  auto recs = drain();
+  ASSERT_EQ(recs.size(), 3u);
+  expect_marker(recs[0], RecordKind::SpillEnd, 1, 0b011, 0b100);
+  expect_marker(recs[1], RecordKind::SpillBegin, 2, 0b111, 0);
+  expect_data(recs[2], 2, 0, 0b111, 0, IncompleteReason::None);
+}
+
+TEST_F(EventBuilderTest, LostSourceThatDoesNotCatchUpIsLeftAfterTheTimeout) {
+  make(3, 64, 2s);
+  all_begin(1);
+  data(0, 1, 0);
+  data(1, 1, 0);
+  EXPECT_EQ(builder_->poll(kT0), 1u);
+  EXPECT_EQ(builder_->poll(kT0 + 2s), 1u);  // event 0 Timeout
+  end(0, 1, 1);
+  end(1, 1, 1);
+  begin(0, 2);
+  begin(1, 2);
+  data(0, 2, 0);
+  data(1, 2, 0);
+  EXPECT_EQ(builder_->poll(kT0 + 3s), 1u);  // SpillEnd 1, then waiting at spill 2
+  EXPECT_EQ(builder_->poll(kT0 + 5s - 1ns), 0u);
+  EXPECT_EQ(builder_->poll(kT0 + 5s), 2u);
+  auto recs = drain();
+  ASSERT_EQ(recs.size(), 5u);
+  expect_marker(recs[3], RecordKind::SpillBegin, 2, 0b011, 0b100);
+  expect_data(recs[4], 2, 0, 0b011, 0b100, IncompleteReason::SourceLost);
+}
+
 TEST_F(EventBuilderTest, LateFragmentsAfterSpillEndAreCounted) {
   make(3, 64, 2s);
   all_begin(1);

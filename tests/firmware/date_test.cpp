@@ -355,6 +355,7 @@ TEST(DecodeError, NamesEveryCode) {
       {DecodeErrc::BadMarker, "bad-marker"},
       {DecodeErrc::DuplicateChannel, "duplicate-channel"},
       {DecodeErrc::BadSubEvent, "bad-sub-event"},
+      {DecodeErrc::MissingChannels, "missing-channels"},
   };
   for (const auto& [code, name] : names) EXPECT_EQ(to_string(code), name);
   EXPECT_STREQ(to_string(static_cast<DecodeErrc>(200)), "unknown");

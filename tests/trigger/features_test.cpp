@@ -246,6 +246,22 @@ TEST_F(FeatureExtractorTest, CountsChannelsOfASourceWithoutMapLinesAsUnmapped) {
   EXPECT_EQ(out_.ecal_gev, 0.0f);
 }
 
+TEST_F(FeatureExtractorTest, CountsMappedChannelsTheFragmentsLack) {
+  BuiltEvent ev(3);
+  ev.add(0, msadc_block(3, {{0, 0, waveform(100, 12)}, {1, 7, waveform(100, 12)}}));  // 2 of 72
+  ev.add(2, msadc_block(3, {{0, 0, waveform(100, 12)}}));                             // 1 of 12
+  ASSERT_TRUE(run(ev).ok());
+  EXPECT_EQ(out_.missing_channels, 70u + 11u);
+  EXPECT_EQ(out_.first_missing_source, 0u);
+
+  std::vector<Channel> all;
+  for (const auto& e : map_.channels_of(2)) all.push_back({e.port, e.chip_channel, waveform(10, 12)});
+  BuiltEvent whole(4);
+  whole.add(2, msadc_block(4, all));
+  ASSERT_TRUE(run(whole).ok());
+  EXPECT_EQ(out_.missing_channels, 0u);
+}
+
 TEST_F(FeatureExtractorTest, ReturnsTheErrorAndSourceOfACorruptFragment) {
   BuiltEvent ev(5);
   ev.add(0, msadc_block(5, {{0, 0, waveform(100, 12)}}));

@@ -18,6 +18,8 @@ fw::Decoded<fw::Checked> FeatureExtractor::extract(const eventbuilder::BuiltDesc
   out.peak_time_ns.fill(0.0f);
   out.channels = 0;
   out.unmapped = 0;
+  out.missing_channels = 0;
+  out.first_missing_source = 0;
   const float zs = static_cast<float>(config_.zero_suppression_adc);
   fw::Decoded<fw::Checked> status = fw::Checked{};
   eventbuilder::for_each_fragment(desc, slot, [&](const eventbuilder::BuiltFragment& frag) {
@@ -25,6 +27,7 @@ fw::Decoded<fw::Checked> FeatureExtractor::extract(const eventbuilder::BuiltDesc
     // A source with no line in the map (slot beyond its sources) has only
     // unmapped channels; cell_of() must not be asked about it.
     const bool source_mapped = frag.source_slot < map_->sources().size();
+    std::size_t mapped_seen = 0;
     auto r = fw::decode_msadc(frag.words, desc.event, 0, [&](const fw::MsadcChannel& ch) {
       ++out.channels;
       const std::int16_t cell =
@@ -33,6 +36,7 @@ fw::Decoded<fw::Checked> FeatureExtractor::extract(const eventbuilder::BuiltDesc
         ++out.unmapped;
         return;
       }
+      ++mapped_seen;
       const std::size_t n = ch.n_samples;
       const std::size_t n_ped = n < kPedestalSamples ? n : kPedestalSamples;
       std::uint32_t ped_sum = 0;
@@ -61,6 +65,9 @@ fw::Decoded<fw::Checked> FeatureExtractor::extract(const eventbuilder::BuiltDesc
     if (!r) {
       status = r.error();
       bad_source = frag.source_slot;
+    } else if (source_mapped && mapped_seen < map_->channel_count(frag.source_slot)) {
+      if (out.missing_channels == 0) out.first_missing_source = frag.source_slot;
+      out.missing_channels += static_cast<std::uint32_t>(map_->channel_count(frag.source_slot) - mapped_seen);
     }
   });
 

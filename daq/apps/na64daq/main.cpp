@@ -101,7 +101,11 @@ int command_run(const std::vector<std::string_view>& args) {
     const timespec tick{0, 200'000'000};
     while (!done.stop_requested()) {
       if (sigtimedwait(&signals, nullptr, &tick) > 0) {
-        fmt::print(stderr, "na64daq: stop requested; closing the current spill\n");
+        if (stop.stop_requested()) {
+          fmt::print(stderr, "na64daq: second stop request; exiting at once, the open chunk stays *.part\n");
+          std::_Exit(130);
+        }
+        fmt::print(stderr, "na64daq: stop requested; closing the current spill (again to exit at once)\n");
         stop.request_stop();
       }
     }

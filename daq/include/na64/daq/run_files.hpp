@@ -41,6 +41,9 @@ void write_file_once(const std::filesystem::path& dir, const std::string& name, 
 /// Thread safety: one thread (the writer stage).
 class ChunkWriter {
  public:
+  /// The chunk number has three digits in the file name.
+  static constexpr std::uint32_t kMaxChunks = 999;
+
   /// Creates `dir` if needed. Throws RunError if it is not writable or if
   /// any chunk of this run already exists there.
   ChunkWriter(std::filesystem::path dir, std::uint32_t gdc_id, std::uint32_t run, std::uint64_t max_chunk_bytes,

@@ -19,6 +19,12 @@ struct EmulatorParameters {
   double noise_adc = 1.5;            ///< Gaussian sigma, ADC counts
   std::uint32_t pedestal_base = 180; ///< pedestals are base + 0..99, fixed per channel
   double fragment_loss = 0.0;        ///< probability that the board loses a particle's fragment
+  /// A stall, as of a board that stops answering for a while: before sending
+  /// particle `stall_particle` of spill `stall_spill`, the board goes silent
+  /// for `stall_ms`. 0 ms: never.
+  std::uint32_t stall_spill = 0;
+  std::uint32_t stall_particle = 0;
+  std::uint32_t stall_ms = 0;
 };
 
 /// Thread safety: const after construction; one board may serve several threads.
@@ -42,6 +48,10 @@ class EmulatedMsadcBoard {
   /// True when this board loses the fragment of (spill, particle), as drawn
   /// from EmulatorParameters::fragment_loss; reproducible.
   [[nodiscard]] bool loses(std::uint32_t spill, std::uint32_t particle) const noexcept;
+  /// How long the board stays silent before (spill, particle), in ms.
+  [[nodiscard]] std::uint32_t stall_ms(std::uint32_t spill, std::uint32_t particle) const noexcept {
+    return spill == params_.stall_spill && particle == params_.stall_particle ? params_.stall_ms : 0;
+  }
 
   /// Writes the data_format3 block of (spill, particle) into `out` (ADC event
   /// number = particle & 0xFFF) and returns its length in words, 0 if `out` is

@@ -84,8 +84,10 @@ struct BuilderConfig {
 /// every source delivered it; it is released incomplete, with the mask of
 /// missing sources and a reason, when a source has moved past it, closed the
 /// spill, is lost, or sent nothing for `timeout` (that source is then lost
-/// until it delivers again). A fragment for an event already released is
-/// dropped and counted as late. Nothing is allocated after construction.
+/// until it delivers again). Before each spill begins, the builder waits up
+/// to `timeout` for lost sources to reach it, so a board that stalled rejoins
+/// at the next spill. A fragment for an event already released is dropped
+/// and counted as late. Nothing is allocated after construction.
 ///
 /// Thread safety: poll() from one thread only; it is the consumer of every
 /// input ring and the producer of the output ring.
@@ -120,6 +122,8 @@ class EventBuilder {
   std::uint64_t last_key_ = 0;
   bool waiting_ = false;
   std::chrono::steady_clock::time_point waiting_since_{};
+  std::uint64_t resync_target_ = 0;  ///< SpillBegin key at which lost sources were last awaited
+  std::chrono::steady_clock::time_point resync_since_{};
   bool finished_ = false;
   BuilderSpillCounters spill_{};
   BuilderSpillCounters totals_{};

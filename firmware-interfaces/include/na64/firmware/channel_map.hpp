@@ -98,6 +98,8 @@ class ChannelMap {
   [[nodiscard]] std::optional<std::size_t> slot_of(std::uint32_t source_id) const noexcept;
   /// Entries of one source, ordered by (port, chip channel).
   [[nodiscard]] std::vector<ChannelMapEntry> channels_of(std::size_t slot) const;
+  /// Number of mapped channels of a source. Precondition: slot < sources().size().
+  [[nodiscard]] std::size_t channel_count(std::size_t slot) const noexcept { return channel_counts_[slot]; }
   /// Cell index for a channel, or kUnmapped. Preconditions: slot < sources().size(),
   /// port < 8, chip_channel < 64.
   [[nodiscard]] std::int16_t cell_of(std::size_t slot, std::uint32_t port, std::uint32_t chip_channel) const noexcept {
@@ -110,6 +112,7 @@ class ChannelMap {
  private:
   std::vector<ChannelMapEntry> entries_;
   std::vector<std::uint32_t> sources_;
+  std::vector<std::size_t> channel_counts_;
   std::vector<std::int16_t> lookup_;
   std::array<float, kNumCells> gev_per_count_{};
 };

@@ -41,6 +41,7 @@ enum class DecodeErrc : std::uint8_t {
   BadMarker,          ///< data word marker not 0x40 (first) / 0x80 (others)
   DuplicateChannel,   ///< the same (port, ADC, channel) twice in one block
   BadSubEvent,        ///< a super-event's sub-event disagrees with its top header
+  MissingChannels,    ///< a source's block lacks channels its map names
 };
 
 /// Short stable name of an error code, e.g. "bad-magic"; used as a counter key.

@@ -31,6 +31,11 @@ struct EventFeatures {
   std::array<float, 3> veto_gev{};  ///< per counter, mean of its two PMTs
   std::uint32_t channels = 0;       ///< channels seen
   std::uint32_t unmapped = 0;       ///< channels with no map line (ignored, as the decoder does)
+  /// Mapped channels of the fragments' sources that the fragments lack. A
+  /// cell not read counts as 0 GeV, so an event with any missing channel
+  /// must not be triggered on: an ECAL port missing looks like missing energy.
+  std::uint32_t missing_channels = 0;
+  std::uint32_t first_missing_source = 0;  ///< source slot of the first fragment lacking channels
 };
 
 struct ExtractionConfig {
@@ -46,7 +51,8 @@ class FeatureExtractor {
       : map_(&map), config_(config) {}
 
   /// Decodes and validates every fragment (data_format3, ADC event number =
-  /// particle & 0xFFF) and fills `out`. On the first bad fragment returns its
+  /// particle & 0xFFF) and fills `out`, counting mapped channels absent in
+  /// `out.missing_channels`. On the first bad fragment returns its
   /// error, `offset_bytes` counting from the start of that fragment, and the
   /// fragment's source slot in `bad_source`. No allocation.
   [[nodiscard]] firmware::Decoded<firmware::Checked> extract(const eventbuilder::BuiltDesc& desc,
