@@ -18,6 +18,7 @@
 #include "na64/daq/run_files.hpp"
 #include "na64/drivers/emulated_msadc.hpp"
 #include "na64/eventbuilder/backoff.hpp"
+#include "na64/eventbuilder/spill_gate.hpp"
 #include "na64/firmware/date_event.hpp"
 #include "na64/firmware/msadc.hpp"
 #include "na64/firmware/sadc_map.hpp"
@@ -111,17 +112,19 @@ bool wait_writable(Ring& ring, std::size_t n, const std::stop_token& abort) {
 }
 
 void board_thread(const drivers::EmulatedMsadcBoard& board, eb::FragmentRing& ring, std::uint32_t spills,
-                  std::uint32_t particles, std::stop_token stop, std::stop_token abort) {
+                  std::uint32_t particles, eb::SpillGate& gate, std::stop_token stop, std::stop_token abort) {
   auto marker = [&](eb::RecordKind kind, std::uint32_t spill, std::uint32_t count) {
     if (!wait_writable(ring, 1, abort)) return false;
     ring.write_desc(0) = eb::FragmentDesc{kind, spill, count, 0};
     ring.commit(1);
     return true;
   };
-  for (std::uint32_t spill = 1; spill <= spills && !stop.stop_requested(); ++spill) {
+  for (std::uint32_t spill = 1; spill <= spills && gate.may_begin(spill, stop); ++spill) {
     if (!marker(eb::RecordKind::SpillBegin, spill, 0)) return;
+    // A stop is honoured between spills only (SpillGate): the spill in
+    // progress is read out whole by every source.
     std::uint32_t p = 1;
-    while (p <= particles && !stop.stop_requested()) {
+    while (p <= particles) {
       if (!wait_writable(ring, 1, abort)) return;
       const std::size_t room = std::min<std::size_t>({ring.writable(kBoardBatch), kBoardBatch, particles - p + 1});
       std::size_t filled = 0;
@@ -469,11 +472,12 @@ RunSummary run_simulated(const DaqConfig& config, const RunOptions& options,
   ReportQueue reports;
   WriterStage writer_stage(config, options, *accepted, chunks, reports);
   std::stop_source abort;
+  eb::SpillGate gate;
   {
     std::vector<std::jthread> threads;
     for (std::size_t i = 0; i < boards.size(); ++i) {
       threads.emplace_back([&, i] {
-        board_thread(*boards[i], *fragment_rings[i], options.spills, config.beam.particles_per_spill, stop,
+        board_thread(*boards[i], *fragment_rings[i], options.spills, config.beam.particles_per_spill, gate, stop,
                      abort.get_token());
       });
     }

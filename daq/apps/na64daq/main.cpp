@@ -90,7 +90,7 @@ int command_run(const std::vector<std::string_view>& args) {
   options.spills = static_cast<std::uint32_t>(spills);
   options.run = run != 0 ? static_cast<std::uint32_t>(run) : daq::next_run_number(options.output);
 
-  // SIGINT/SIGTERM end the run cleanly: the current spill is closed and written.
+  // SIGINT/SIGTERM end the run cleanly after the current spill; a second one exits at once.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
@@ -105,7 +105,7 @@ int command_run(const std::vector<std::string_view>& args) {
           fmt::print(stderr, "na64daq: second stop request; exiting at once, the open chunk stays *.part\n");
           std::_Exit(130);
         }
-        fmt::print(stderr, "na64daq: stop requested; closing the current spill (again to exit at once)\n");
+        fmt::print(stderr, "na64daq: stop requested; finishing the current spill (again to exit at once)\n");
         stop.request_stop();
       }
     }

@@ -50,8 +50,8 @@ struct RunOptions {
 /// Runs start of run, `spills` spills and end of run, writing the DATE
 /// chunks, the map and the summary into `options.output`. Calls
 /// `on_spill` from the calling thread after each spill reaches disk.
-/// `stop` ends the run early but cleanly: the current spill is closed and
-/// everything in flight is written. Throws RunError (files, disk) or
+/// `stop` ends the run early but cleanly: the spill in progress is read out
+/// whole, everything in flight is written, and no new spill starts. Throws RunError (files, disk) or
 /// ConfigError before anything is written.
 RunSummary run_simulated(const DaqConfig& config, const RunOptions& options,
                          const std::function<void(const SpillSummary&)>& on_spill, std::stop_token stop = {});
