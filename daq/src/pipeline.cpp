@@ -111,6 +111,17 @@ bool wait_writable(Ring& ring, std::size_t n, const std::stop_token& abort) {
   return true;
 }
 
+// Waits for published records and returns how many; 0 if the run is aborted meanwhile.
+template <class Ring>
+std::size_t wait_readable(Ring& ring, const std::stop_token& abort) {
+  eb::Backoff backoff;
+  for (;;) {
+    if (const std::size_t n = ring.readable(kStageBatch); n != 0) return n;
+    if (abort.stop_requested()) return 0;
+    backoff.pause();
+  }
+}
+
 void board_thread(const drivers::EmulatedMsadcBoard& board, eb::FragmentRing& ring, std::uint32_t spills,
                   std::uint32_t particles, eb::SpillGate& gate, std::stop_token stop, std::stop_token abort) {
   auto marker = [&](eb::RecordKind kind, std::uint32_t spill, std::uint32_t count) {
@@ -151,14 +162,8 @@ class TriggerStage {
       : config_(config), in_(in), out_(out), extractor_(config.channel_map, config.extraction), menu_(config.thresholds) {}
 
   void run(const std::stop_token& abort) {
-    eb::Backoff backoff;
-    while (!abort.stop_requested()) {
-      const std::size_t avail = in_.readable(kStageBatch);
-      if (avail == 0) {
-        backoff.pause();
-        continue;
-      }
-      backoff.reset();
+    while (const std::size_t avail = wait_readable(in_, abort)) {
+      if (!wait_writable(out_, 1, abort)) return;
       std::size_t done = 0;
       std::size_t produced = 0;
       bool run_end = false;
@@ -241,14 +246,7 @@ class WriterStage {
   void run(const std::stop_token& abort) {
     try {
       write_control(fw::EventType::StartOfRun, 0);
-      eb::Backoff backoff;
-      while (!abort.stop_requested()) {
-        const std::size_t avail = in_.readable(kStageBatch);
-        if (avail == 0) {
-          backoff.pause();
-          continue;
-        }
-        backoff.reset();
+      while (const std::size_t avail = wait_readable(in_, abort)) {
         for (std::size_t k = 0; k < avail; ++k) {
           const AcceptedDesc& d = in_.read_desc(k);
           if (d.kind == eb::RecordKind::RunEnd) {
