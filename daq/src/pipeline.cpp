@@ -390,13 +390,7 @@ class WriterStage {
 };
 
 void add_to(SpillSummary& total, const SpillSummary& s) {
-  auto& b = total.builder;
-  b.particles += s.builder.particles;
-  b.complete += s.builder.complete;
-  b.incomplete += s.builder.incomplete;
-  for (std::size_t r = 0; r < b.by_reason.size(); ++r) b.by_reason[r] += s.builder.by_reason[r];
-  b.late_fragments += s.builder.late_fragments;
-  b.lost_sources |= s.builder.lost_sources;
+  total.builder.add(s.builder);
   for (std::size_t l = 0; l < total.accepted.size(); ++l) total.accepted[l] += s.accepted[l];
   total.accepted_events += s.accepted_events;
   total.decode_errors += s.decode_errors;

@@ -188,12 +188,7 @@ std::size_t EventBuilder::poll(std::chrono::steady_clock::time_point now) noexce
       std::memcpy(words.data(), &spill_, sizeof(spill_));
       d = BuiltDesc{RecordKind::SpillEnd, IncompleteReason::None, spill, static_cast<std::uint32_t>(spill_.particles),
                     present, all_mask_ & ~present, static_cast<std::uint32_t>(kCounterWords)};
-      totals_.particles += spill_.particles;
-      totals_.complete += spill_.complete;
-      totals_.incomplete += spill_.incomplete;
-      for (std::size_t r = 0; r < kNumIncompleteReasons; ++r) totals_.by_reason[r] += spill_.by_reason[r];
-      totals_.late_fragments += spill_.late_fragments;
-      totals_.lost_sources |= spill_.lost_sources;
+      totals_.add(spill_);
       spill_.late_fragments = 0;
     }
     for (std::size_t s = 0; s < n; ++s) {

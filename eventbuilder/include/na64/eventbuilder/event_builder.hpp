@@ -50,6 +50,16 @@ struct BuilderSpillCounters {
   /// spills count in the next spill.
   std::uint64_t late_fragments = 0;
   std::uint32_t lost_sources = 0;    ///< mask of sources given up on during the spill
+
+  /// Adds another spill's counts (run totals).
+  void add(const BuilderSpillCounters& o) noexcept {
+    particles += o.particles;
+    complete += o.complete;
+    incomplete += o.incomplete;
+    for (std::size_t r = 0; r < by_reason.size(); ++r) by_reason[r] += o.by_reason[r];
+    late_fragments += o.late_fragments;
+    lost_sources |= o.lost_sources;
+  }
 };
 
 /// One fragment of a built event, read in place from the slot.
