@@ -287,6 +287,16 @@ class WriterStage {
     commit(w.finish());
   }
 
+  // One S-Link equipment per source: equipment id = S-Link source id.
+  static bool begin_source_equipment(fw::DateEventWriter& w, std::uint32_t source) {
+    fw::EquipmentHeader eq;
+    eq.type = kSlinkEquipmentType;
+    eq.id = source;
+    fw::SlinkHeader sl;
+    sl.source_id = source;
+    return w.begin_equipment(eq, sl);
+  }
+
   void commit(std::size_t words) {
     chunks_.commit(words);
     spill_summary_.bytes += std::uint64_t{words} * 4;
@@ -328,13 +338,7 @@ class WriterStage {
     w.begin(h);
     eb::BuiltDesc built{eb::RecordKind::Data, eb::IncompleteReason::None, d.spill, d.particle, 0, 0, d.n_words};
     eb::for_each_fragment(built, slot, [&](const eb::BuiltFragment& f) {
-      const std::uint32_t source = sources[f.source_slot];
-      fw::EquipmentHeader eq;
-      eq.type = kSlinkEquipmentType;
-      eq.id = source;
-      fw::SlinkHeader sl;
-      sl.source_id = source;
-      if (!w.begin_equipment(eq, sl)) return;
+      if (!begin_source_equipment(w, sources[f.source_slot])) return;
       auto payload = w.payload_space();
       if (payload.size() < f.words.size()) return;
       std::memcpy(payload.data(), f.words.data(), f.words.size() * 4);
@@ -359,12 +363,7 @@ class WriterStage {
     fw::DateEventWriter w(out);
     w.begin(header(fw::EventType::EndOfBurst, eob_number));
     for (std::uint32_t source : sources) {
-      fw::EquipmentHeader eq;
-      eq.type = kSlinkEquipmentType;
-      eq.id = source;
-      fw::SlinkHeader sl;
-      sl.source_id = source;
-      (void)w.begin_equipment(eq, sl);
+      (void)begin_source_equipment(w, source);
       (void)w.end_equipment(0);
     }
     commit(w.finish());
