@@ -96,7 +96,7 @@ DaqConfig load_config(std::string_view text, std::string_view origin) {
   c.emulator.pedestal_base = check.range<std::uint32_t>("emulator.pedestal_base", e.pedestal_base(), 0, 3000);
   c.emulator.fragment_loss = check.range("emulator.fragment_loss", e.fragment_loss(), 0.0, 1.0);
   if (e.has_stall()) {
-    c.stall_source = e.stall().source();
+    c.emulator.stall_source = e.stall().source();
     c.emulator.stall_spill = e.stall().spill();
     c.emulator.stall_particle = e.stall().particle();
     c.emulator.stall_ms = check.range<std::uint32_t>("emulator.stall.ms", e.stall().ms(), 0, 600000);

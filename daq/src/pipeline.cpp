@@ -431,9 +431,7 @@ RunSummary run_simulated(const DaqConfig& config, const RunOptions& options,
   std::vector<std::unique_ptr<drivers::EmulatedMsadcBoard>> boards;
   std::size_t fragment_words = 0;
   for (std::uint32_t source : config.channel_map.sources()) {
-    drivers::EmulatorParameters params = config.emulator;
-    if (source != config.stall_source) params.stall_ms = 0;
-    boards.push_back(std::make_unique<drivers::EmulatedMsadcBoard>(source, config.channel_map, beam, params));
+    boards.push_back(std::make_unique<drivers::EmulatedMsadcBoard>(source, config.channel_map, beam, config.emulator));
     fragment_words += boards.back()->max_fragment_words();
   }
   std::vector<std::unique_ptr<eb::FragmentRing>> fragment_rings;

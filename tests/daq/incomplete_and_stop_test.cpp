@@ -102,7 +102,7 @@ TEST(Pipeline, BoardThatStallsIsLostThenRejoinsTheNextSpill) {
   // to 2 s more for it, which leaves about a second for it to catch up even
   // in a sanitizer build sharing the cores with other tests.
   config.builder.timeout = std::chrono::milliseconds(2000);
-  config.stall_source = 620;
+  config.emulator.stall_source = 620;
   config.emulator.stall_spill = 1;
   config.emulator.stall_particle = kStallAt;
   config.emulator.stall_ms = 3000;

@@ -28,7 +28,6 @@ struct DaqConfig {
   RunSettings run;
   drivers::BeamParameters beam;
   drivers::EmulatorParameters emulator;
-  std::uint32_t stall_source = 0;  ///< the board emulator.stall applies to
   firmware::ChannelMap channel_map{{}};
   trigger::ThresholdSet thresholds;
   trigger::ExtractionConfig extraction;

@@ -20,8 +20,9 @@ struct EmulatorParameters {
   std::uint32_t pedestal_base = 180; ///< pedestals are base + 0..99, fixed per channel
   double fragment_loss = 0.0;        ///< probability that the board loses a particle's fragment
   /// A stall, as of a board that stops answering for a while: before sending
-  /// particle `stall_particle` of spill `stall_spill`, the board goes silent
-  /// for `stall_ms`. 0 ms: never.
+  /// particle `stall_particle` of spill `stall_spill`, board `stall_source`
+  /// goes silent for `stall_ms`. 0 ms: never.
+  std::uint32_t stall_source = 0;
   std::uint32_t stall_spill = 0;
   std::uint32_t stall_particle = 0;
   std::uint32_t stall_ms = 0;
@@ -50,7 +51,9 @@ class EmulatedMsadcBoard {
   [[nodiscard]] bool loses(std::uint32_t spill, std::uint32_t particle) const noexcept;
   /// How long the board stays silent before (spill, particle), in ms.
   [[nodiscard]] std::uint32_t stall_ms(std::uint32_t spill, std::uint32_t particle) const noexcept {
-    return spill == params_.stall_spill && particle == params_.stall_particle ? params_.stall_ms : 0;
+    return source_id_ == params_.stall_source && spill == params_.stall_spill && particle == params_.stall_particle
+               ? params_.stall_ms
+               : 0;
   }
 
   /// Writes the data_format3 block of (spill, particle) into `out` (ADC event
