@@ -7,7 +7,8 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libboost1.81-dev libboost-json1.81-dev
-  libzmq3-dev cppzmq-dev
+  libzmq3-dev cppzmq-dev libsodium-dev
+  libsqlite3-dev sqlite3
   libprotobuf-dev protobuf-compiler
   libusb-1.0-0-dev libfmt-dev
   libgtest-dev libgmock-dev

@@ -5,9 +5,16 @@
 #include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+
+#include <sodium.h>
 
 #include "proto/config.pb.h"
 #include "na64/daq/error.hpp"
@@ -55,6 +62,41 @@ class Checker {
 
 std::string_view default_config_text() noexcept { return kDefaultConfigText; }
 
+std::string to_hex(std::span<const std::uint8_t> bytes) {
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (const std::uint8_t b : bytes) fmt::format_to(std::back_inserter(out), "{:02x}", b);
+  return out;
+}
+
+void check_thresholds(const trigger::ThresholdSet& t, std::string_view origin, std::string_view prefix) {
+  const Checker check(origin);
+  const auto path = [&](std::string_view field) { return fmt::format("{}.{}", prefix, field); };
+  check.range(path("ecal_max_gev"), t.ecal_max_gev, 0.0f, 400.0f);
+  check.range(path("preshower_min_gev"), t.preshower_min_gev, 0.0f, 100.0f);
+  check.range(path("hcal_max_gev"), t.hcal_max_gev, 0.0f, 400.0f);
+  check.range(path("srd_min_gev"), t.srd_min_gev, 0.0f, 1.0f);
+  check.range(path("srd_max_gev"), t.srd_max_gev, t.srd_min_gev, 1.0f);
+  check.range(path("veto_max_gev"), t.veto_max_gev, 0.0f, 1.0f);
+  check.range<std::uint32_t>(path("beam_prescale"), t.beam_prescale, 0, 100'000'000);
+  check.range<std::uint32_t>(path("random_period"), t.random_period, 0, 100'000'000);
+}
+
+void check_output_dir(const DaqConfig& config, std::string_view origin) {
+  const Checker check(origin);
+  const std::filesystem::path dir = config.run.output_dir;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) check.fail("run.output_dir", fmt::format("{}: cannot create: {}", dir.string(), ec.message()));
+  if (!std::filesystem::is_directory(dir, ec)) check.fail("run.output_dir", fmt::format("{}: not a directory", dir.string()));
+  // Access rights alone do not tell (read-only mounts, root): try it.
+  const auto probe = dir / fmt::format(".na64daq-write-test-{}", ::getpid());
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) check.fail("run.output_dir", fmt::format("{}: not writable: {}", dir.string(), std::strerror(errno)));
+  ::close(fd);
+  ::unlink(probe.c_str());
+}
+
 DaqConfig load_config(std::string_view text, std::string_view origin) {
   config::Config pb;
   google::protobuf::TextFormat::Parser parser;
@@ -66,10 +108,15 @@ DaqConfig load_config(std::string_view text, std::string_view origin) {
   const Checker check(origin);
   DaqConfig c;
   c.text = std::string(text);
+  static const int sodium_ready = sodium_init();  // >= 0: ready (1: already was)
+  if (sodium_ready < 0) throw ConfigError("cannot initialise libsodium for the configuration hash");
+  crypto_hash_sha256(c.hash.data(), reinterpret_cast<const unsigned char*>(text.data()), text.size());
 
   const auto& run = pb.run();
   c.run.gdc_id = check.range<std::uint32_t>("run.gdc_id", run.gdc_id(), 1, 99);
   c.run.ldc_id = run.ldc_id();
+  if (run.output_dir().empty()) check.fail("run.output_dir", "must not be empty");
+  c.run.output_dir = run.output_dir();
   c.run.max_chunk_bytes =
       check.range<std::uint64_t>("run.max_chunk_bytes", run.max_chunk_bytes(), 1u << 20, 1ull << 40);
 
@@ -89,6 +136,7 @@ DaqConfig load_config(std::string_view text, std::string_view origin) {
   c.beam.srd_efficiency = check.range("beam.srd_efficiency", b.srd_efficiency(), 0.0, 1.0);
   c.beam.beam_spot_mm = check.range("beam.beam_spot_mm", b.beam_spot_mm(), 0.1, 100.0);
   c.beam.seed = b.seed();
+  c.run.spill_cycle_s = check.range("beam.spill_cycle_s", b.spill_cycle_s(), 0.0, 120.0);
 
   const auto& e = pb.emulator();
   c.emulator.n_samples = check.range<std::uint32_t>("emulator.n_samples", e.n_samples(), 8, 64);
@@ -147,16 +195,15 @@ DaqConfig load_config(std::string_view text, std::string_view origin) {
   }
 
   const auto& t = pb.trigger();
-  c.thresholds.ecal_max_gev = static_cast<float>(check.range("trigger.ecal_max_gev", t.ecal_max_gev(), 0.0, 400.0));
-  c.thresholds.preshower_min_gev =
-      static_cast<float>(check.range("trigger.preshower_min_gev", t.preshower_min_gev(), 0.0, 100.0));
-  c.thresholds.hcal_max_gev = static_cast<float>(check.range("trigger.hcal_max_gev", t.hcal_max_gev(), 0.0, 400.0));
-  c.thresholds.srd_min_gev = static_cast<float>(check.range("trigger.srd_min_gev", t.srd_min_gev(), 0.0, 1.0));
-  c.thresholds.srd_max_gev =
-      static_cast<float>(check.range("trigger.srd_max_gev", t.srd_max_gev(), t.srd_min_gev(), 1.0));
-  c.thresholds.veto_max_gev = static_cast<float>(check.range("trigger.veto_max_gev", t.veto_max_gev(), 0.0, 1.0));
+  c.thresholds.ecal_max_gev = static_cast<float>(t.ecal_max_gev());
+  c.thresholds.preshower_min_gev = static_cast<float>(t.preshower_min_gev());
+  c.thresholds.hcal_max_gev = static_cast<float>(t.hcal_max_gev());
+  c.thresholds.srd_min_gev = static_cast<float>(t.srd_min_gev());
+  c.thresholds.srd_max_gev = static_cast<float>(t.srd_max_gev());
+  c.thresholds.veto_max_gev = static_cast<float>(t.veto_max_gev());
   c.thresholds.beam_prescale = t.beam_prescale();
   c.thresholds.random_period = t.random_period();
+  check_thresholds(c.thresholds, origin, "trigger");
   c.extraction.zero_suppression_adc =
       check.range<std::uint32_t>("trigger.zero_suppression_adc", t.zero_suppression_adc(), 0, 4095);
 

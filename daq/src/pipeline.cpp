@@ -18,9 +18,9 @@
 #include "na64/daq/run_files.hpp"
 #include "na64/drivers/emulated_msadc.hpp"
 #include "na64/eventbuilder/backoff.hpp"
-#include "na64/eventbuilder/spill_gate.hpp"
 #include "na64/firmware/date_event.hpp"
 #include "na64/firmware/msadc.hpp"
+#include "na64/firmware/run_record.hpp"
 #include "na64/firmware/sadc_map.hpp"
 #include "na64/trigger/features.hpp"
 
@@ -41,13 +41,15 @@ constexpr std::size_t kStageBatch = 64;
 /// Decode errors reported in full per spill; the rest are only counted.
 constexpr std::uint64_t kReportedDecodeErrors = 10;
 
-/// Trigger output: accepted events and the markers.
+/// Trigger output: accepted events and the markers. For an event,
+/// `threshold_set` and `shadow` are its trigger record.
 struct AcceptedDesc {
   eb::RecordKind kind = eb::RecordKind::Data;
   std::uint32_t spill = 0;
   std::uint32_t particle = 0;
   std::uint32_t trigger_mask = 0;
   std::uint32_t n_words = 0;
+  fw::TriggerRecord record;
 };
 using AcceptedRing = eb::SlotRing<AcceptedDesc>;
 
@@ -57,6 +59,10 @@ struct TriggerSpillCounters {
   std::array<std::uint64_t, trigger::kNumLines> accepted{};
   std::uint64_t accepted_events = 0;
   std::uint64_t decode_errors = 0;
+  std::uint32_t threshold_set = 0;
+  std::uint32_t shadow_set = 0;
+  std::array<std::uint64_t, trigger::kNumLines> shadow_accepted{};
+  std::array<std::uint64_t, trigger::kNumLines> shadow_overlap{};
 };
 static_assert(std::is_trivially_copyable_v<TriggerSpillCounters>);
 
@@ -122,21 +128,26 @@ std::size_t wait_readable(Ring& ring, const std::stop_token& abort) {
   }
 }
 
-void board_thread(const drivers::EmulatedMsadcBoard& board, eb::FragmentRing& ring, std::uint32_t spills,
-                  std::uint32_t particles, eb::SpillGate& gate, std::stop_token stop, std::stop_token abort) {
+// Reads out every spill the clock announces; a stop or a pause is decided by
+// the clock between spills, so the spill in progress is read out whole.
+void board_thread(const drivers::EmulatedMsadcBoard& board, eb::FragmentRing& ring, std::uint32_t particles,
+                  eb::SpillClock& clock, std::stop_token abort) {
   auto marker = [&](eb::RecordKind kind, std::uint32_t spill, std::uint32_t count) {
     if (!wait_writable(ring, 1, abort)) return false;
     ring.write_desc(0) = eb::FragmentDesc{kind, spill, count, 0};
     ring.commit(1);
     return true;
   };
-  for (std::uint32_t spill = 1; spill <= spills && gate.may_begin(spill, stop); ++spill) {
+  for (std::uint32_t spill = 1; clock.wait_for_spill(spill, abort); ++spill) {
     if (!marker(eb::RecordKind::SpillBegin, spill, 0)) return;
-    // A stop is honoured between spills only (SpillGate): the spill in
-    // progress is read out whole by every source.
+    Clock::duration busy{};
     std::uint32_t p = 1;
     while (p <= particles) {
-      if (!wait_writable(ring, 1, abort)) return;
+      if (ring.writable(1) == 0) {  // the readout is busy: the chain behind it is full
+        const auto t = Clock::now();
+        if (!wait_writable(ring, 1, abort)) return;
+        busy += Clock::now() - t;
+      }
       const std::size_t room = std::min<std::size_t>({ring.writable(kBoardBatch), kBoardBatch, particles - p + 1});
       std::size_t filled = 0;
       for (std::size_t k = 0; k < room; ++k, ++p) {
@@ -151,15 +162,34 @@ void board_thread(const drivers::EmulatedMsadcBoard& board, eb::FragmentRing& ri
       }
       ring.commit(filled);
     }
+    // Reported before the end marker, so that the writer, which sees the
+    // spill's end after this marker, finds the busy time recorded.
+    clock.spill_done(spill, busy);
     if (!marker(eb::RecordKind::SpillEnd, spill, p - 1)) return;
   }
   (void)marker(eb::RecordKind::RunEnd, 0, 0);
 }
 
+// Announces spills, paced by the spill cycle, until a stop, the spill
+// limit, or an abort.
+void drive_spills(eb::SpillClock& clock, double cycle_s, const std::stop_token& stop) {
+  const auto cycle = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(cycle_s));
+  Clock::time_point not_before{};
+  while (clock.next_spill(stop, not_before) != 0) {
+    if (cycle_s > 0) not_before = Clock::now() + cycle;
+  }
+}
+
 class TriggerStage {
  public:
-  TriggerStage(const DaqConfig& config, eb::BuiltRing& in, AcceptedRing& out)
-      : config_(config), in_(in), out_(out), extractor_(config.channel_map, config.extraction), menu_(config.thresholds) {}
+  TriggerStage(const DaqConfig& config, ThresholdBoard& thresholds, eb::BuiltRing& in, AcceptedRing& out)
+      : config_(config),
+        thresholds_(thresholds),
+        in_(in),
+        out_(out),
+        extractor_(config.channel_map, config.extraction),
+        menu_(config.thresholds),
+        shadow_menu_(config.thresholds) {}
 
   void run(const std::stop_token& abort) {
     while (const std::size_t avail = wait_readable(in_, abort)) {
@@ -183,18 +213,29 @@ class TriggerStage {
   // Returns true when it filled output slot `k`.
   bool handle(const eb::BuiltDesc& d, std::span<const std::uint32_t> slot, std::size_t k) {
     switch (d.kind) {
-      case eb::RecordKind::SpillBegin:
+      case eb::RecordKind::SpillBegin: {
+        // The only place thresholds change: no spill mixes two sets.
+        const SpillThresholds sets = thresholds_.take_for_spill();
+        menu_.set_thresholds(sets.active.set);
         menu_.begin_spill();
         counters_ = TriggerSpillCounters{};
-        out_.write_desc(k) = AcceptedDesc{d.kind, d.spill, 0, 0, 0};
+        counters_.threshold_set = sets.active.id;
+        shadow_ = sets.shadow.has_value();
+        if (shadow_) {
+          shadow_menu_.set_thresholds(sets.shadow->set);
+          shadow_menu_.begin_spill();
+          counters_.shadow_set = sets.shadow->id;
+        }
+        out_.write_desc(k) = AcceptedDesc{d.kind, d.spill, 0, 0, 0, {}};
         return true;
+      }
       case eb::RecordKind::SpillEnd:
         std::memcpy(static_cast<void*>(&counters_.builder), slot.data(), sizeof(counters_.builder));
         std::memcpy(out_.write_words(k).data(), &counters_, sizeof(counters_));
-        out_.write_desc(k) = AcceptedDesc{d.kind, d.spill, d.event, 0, 0};
+        out_.write_desc(k) = AcceptedDesc{d.kind, d.spill, d.event, 0, 0, {}};
         return true;
       case eb::RecordKind::RunEnd:
-        out_.write_desc(k) = AcceptedDesc{d.kind, 0, 0, 0, 0};
+        out_.write_desc(k) = AcceptedDesc{d.kind, 0, 0, 0, 0, {}};
         return true;
       case eb::RecordKind::Data:
         break;
@@ -218,34 +259,44 @@ class TriggerStage {
       return false;
     }
     const std::uint32_t mask = menu_.decide(features_, d.event);
-    if (mask == 0) return false;
+    // The shadow set only flags: it never changes what is accepted.
+    const std::uint32_t shadow_mask = shadow_ ? shadow_menu_.decide(features_, d.event) : 0;
     for (std::size_t line = 0; line < trigger::kNumLines; ++line) {
-      if ((mask >> line) & 1u) ++counters_.accepted[line];
+      const bool active = ((mask >> line) & 1u) != 0;
+      const bool shadow = ((shadow_mask >> line) & 1u) != 0;
+      counters_.accepted[line] += active;
+      counters_.shadow_accepted[line] += shadow;
+      counters_.shadow_overlap[line] += active && shadow;
     }
+    if (mask == 0) return false;
     ++counters_.accepted_events;
     std::memcpy(out_.write_words(k).data(), slot.data(), std::size_t{d.n_words} * 4);
-    out_.write_desc(k) = AcceptedDesc{eb::RecordKind::Data, d.spill, d.event, mask, d.n_words};
+    out_.write_desc(k) = AcceptedDesc{eb::RecordKind::Data, d.spill, d.event, mask, d.n_words,
+                                      {counters_.threshold_set, counters_.shadow_set, shadow_mask}};
     return true;
   }
 
   const DaqConfig& config_;
+  ThresholdBoard& thresholds_;
   eb::BuiltRing& in_;
   AcceptedRing& out_;
   trigger::FeatureExtractor extractor_;
   trigger::TriggerMenu menu_;
+  trigger::TriggerMenu shadow_menu_;
+  bool shadow_ = false;
   trigger::EventFeatures features_;
   TriggerSpillCounters counters_;
 };
 
 class WriterStage {
  public:
-  WriterStage(const DaqConfig& config, const RunOptions& options, AcceptedRing& in, ChunkWriter& chunks,
-              ReportQueue& reports)
-      : config_(config), options_(options), in_(in), chunks_(chunks), reports_(reports) {}
+  WriterStage(const DaqConfig& config, const RunOptions& options, const eb::SpillClock& clock, AcceptedRing& in,
+              ChunkWriter& chunks, ReportQueue& reports)
+      : config_(config), options_(options), clock_(clock), in_(in), chunks_(chunks), reports_(reports) {}
 
   void run(const std::stop_token& abort) {
     try {
-      write_control(fw::EventType::StartOfRun, 0);
+      start_of_run();
       while (const std::size_t avail = wait_readable(in_, abort)) {
         for (std::size_t k = 0; k < avail; ++k) {
           const AcceptedDesc& d = in_.read_desc(k);
@@ -278,6 +329,19 @@ class WriterStage {
     h.gdc_id = config_.run.gdc_id;
     h.time_s = static_cast<std::uint32_t>(std::time(nullptr));
     return h;
+  }
+
+  // The start of run carries the configuration record, so that a file
+  // alone tells how it was taken.
+  void start_of_run() {
+    auto out = chunks_.reserve(fw::kDateHeaderWords + fw::config_record_words(config_.text.size()));
+    fw::DateEventWriter w(out);
+    w.begin(header(fw::EventType::StartOfRun, 0));
+    const std::size_t head = w.finish();
+    const std::size_t body = fw::write_config_record(out.subspan(head), config_.hash, config_.text);
+    if (head == 0 || body == 0) throw RunError("the start-of-run record does not fit the write buffer");
+    out[0] = static_cast<std::uint32_t>((head + body) * 4);  // DATE word 0: the event's size in bytes
+    commit(head + body);
   }
 
   void write_control(fw::EventType type, std::uint32_t event_in_spill) {
@@ -335,6 +399,7 @@ class WriterStage {
     fw::DateHeader h = header(fw::EventType::Physics, written_in_spill_);
     h.trigger_mask = d.trigger_mask;
     h.detector_pattern = d.particle;  // the front-end's particle number in the spill
+    fw::put_trigger_record(h, d.record);
     w.begin(h);
     eb::BuiltDesc built{eb::RecordKind::Data, eb::IncompleteReason::None, d.spill, d.particle, 0, 0, d.n_words};
     eb::for_each_fragment(built, slot, [&](const eb::BuiltFragment& f) {
@@ -372,12 +437,21 @@ class WriterStage {
     spill_summary_.accepted = c.accepted;
     spill_summary_.accepted_events = c.accepted_events;
     spill_summary_.decode_errors = c.decode_errors;
+    spill_summary_.threshold_set = c.threshold_set;
+    spill_summary_.shadow_set = c.shadow_set;
+    spill_summary_.shadow_accepted = c.shadow_accepted;
+    spill_summary_.shadow_overlap = c.shadow_overlap;
     spill_summary_.seconds = std::chrono::duration<double>(Clock::now() - spill_start_).count();
+    if (spill_summary_.seconds > 0) {
+      spill_summary_.dead_time =
+          std::min(1.0, std::chrono::duration<double>(clock_.busy(spill_)).count() / spill_summary_.seconds);
+    }
     reports_.push(spill_summary_);
   }
 
   const DaqConfig& config_;
   const RunOptions& options_;
+  const eb::SpillClock& clock_;
   AcceptedRing& in_;
   ChunkWriter& chunks_;
   ReportQueue& reports_;
@@ -396,6 +470,10 @@ void add_to(SpillSummary& total, const SpillSummary& s) {
   total.written += s.written;
   total.not_written += s.not_written;
   total.bytes += s.bytes;
+  for (std::size_t l = 0; l < total.accepted.size(); ++l) {
+    total.shadow_accepted[l] += s.shadow_accepted[l];
+    total.shadow_overlap[l] += s.shadow_overlap[l];
+  }
 }
 
 std::string map_text(const DaqConfig& config, std::uint32_t run) {
@@ -409,11 +487,16 @@ std::string map_text(const DaqConfig& config, std::uint32_t run) {
 
 }  // namespace
 
+std::unique_ptr<eb::SpillClock> make_spill_clock(const DaqConfig& config, const RunOptions& options) {
+  return std::make_unique<eb::SpillClock>(config.channel_map.sources().size(),
+                                          options.spills == 0 ? fw::kMaxSpill : options.spills);
+}
+
 RunSummary run_simulated(const DaqConfig& config, const RunOptions& options,
                          const std::function<void(const SpillSummary&)>& on_spill, std::stop_token stop) {
   if (options.run == 0) throw ConfigError("run number must not be 0");
-  if (options.spills == 0 || options.spills > fw::kMaxSpill) {
-    throw ConfigError(fmt::format("spills: {} is out of range [1, {}]", options.spills, fw::kMaxSpill));
+  if (options.spills > fw::kMaxSpill) {
+    throw ConfigError(fmt::format("spills: {} is out of range [0, {}]", options.spills, fw::kMaxSpill));
   }
   const auto t0 = Clock::now();
   RunSummary summary;
@@ -452,24 +535,31 @@ RunSummary run_simulated(const DaqConfig& config, const RunOptions& options,
                                config.ring_slots, mib));
   }
   eb::EventBuilder builder(inputs, *built, config.builder);
-  TriggerStage trigger_stage(config, *built, *accepted);
+  ThresholdBoard own_thresholds(VersionedThresholds{0, config.thresholds});
+  TriggerStage trigger_stage(config, options.thresholds ? *options.thresholds : own_thresholds, *built, *accepted);
+  std::unique_ptr<eb::SpillClock> own_clock;
+  if (!options.clock) own_clock = make_spill_clock(config, options);
+  eb::SpillClock& clock = options.clock ? *options.clock : *own_clock;
 
   ChunkWriter chunks(options.output, config.run.gdc_id, options.run, config.run.max_chunk_bytes);
   summary.map_file = map_file_name(options.run);
   write_file_once(options.output, summary.map_file, map_text(config, options.run));
 
   ReportQueue reports;
-  WriterStage writer_stage(config, options, *accepted, chunks, reports);
+  WriterStage writer_stage(config, options, clock, *accepted, chunks, reports);
   std::stop_source abort;
-  eb::SpillGate gate;
+  // No new spill after a stop, or after an abort (a failed writer).
+  std::stop_source end_spills;
+  const std::stop_callback on_stop(stop, [&] { end_spills.request_stop(); });
+  const std::stop_callback on_abort(abort.get_token(), [&] { end_spills.request_stop(); });
   {
     std::vector<std::jthread> threads;
     for (std::size_t i = 0; i < boards.size(); ++i) {
       threads.emplace_back([&, i] {
-        board_thread(*boards[i], *fragment_rings[i], options.spills, config.beam.particles_per_spill, gate, stop,
-                     abort.get_token());
+        board_thread(*boards[i], *fragment_rings[i], config.beam.particles_per_spill, clock, abort.get_token());
       });
     }
+    threads.emplace_back([&] { drive_spills(clock, config.run.spill_cycle_s, end_spills.get_token()); });
     threads.emplace_back([&] { builder.run(abort.get_token()); });
     threads.emplace_back([&] { trigger_stage.run(abort.get_token()); });
     threads.emplace_back([&] { writer_stage.run(abort.get_token()); });

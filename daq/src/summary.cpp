@@ -33,6 +33,24 @@ json::object counts(const SpillSummary& s) {
   o["not_written"] = s.not_written;
   o["bytes"] = s.bytes;
   o["seconds"] = s.seconds;
+  if (s.spill != 0) {
+    o["dead_time"] = s.dead_time;
+    o["threshold_set"] = s.threshold_set;
+    if (s.shadow_set != 0) {
+      json::object shadow;
+      shadow["set"] = s.shadow_set;
+      json::object fired;
+      json::object overlap;
+      for (std::size_t l = 0; l < trigger::kNumLines; ++l) {
+        const char* name = trigger::to_string(static_cast<trigger::TriggerLine>(l));
+        fired[name] = s.shadow_accepted[l];
+        overlap[name] = s.shadow_overlap[l];
+      }
+      shadow["accepted"] = std::move(fired);
+      shadow["overlap"] = std::move(overlap);
+      o["shadow"] = std::move(shadow);
+    }
+  }
   return o;
 }
 

@@ -8,27 +8,14 @@
 #include <fstream>
 #include <string>
 
+#include "na64/testing/command.hpp"
 #include "na64/testing/temp_dir.hpp"
 
 namespace {
 
-struct Outcome {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr
-};
+using na64::testing::Outcome;
 
-Outcome na64daq(const std::string& args) {
-  Outcome o;
-  const std::string cmd = std::string(NA64DAQ_PATH) + " " + args + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (p == nullptr) return o;
-  char buf[4096];
-  std::size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) o.output.append(buf, n);
-  const int status = ::pclose(p);
-  o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return o;
-}
+Outcome na64daq(const std::string& args) { return na64::testing::run_command(std::string(NA64DAQ_PATH) + " " + args); }
 
 TEST(Na64daqCli, RunWritesFilesAndPrintsALinePerSpill) {
   na64::testing::TempDir dir;

@@ -13,7 +13,20 @@
 #include <thread>
 #include <vector>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <memory>
+
 #include "na64/daq/config.hpp"
+#include "na64/daq/control_service.hpp"
+#include "na64/daq/curve_keys.hpp"
+#include "na64/daq/http_server.hpp"
+#include "na64/daq/run_control.hpp"
+#include "na64/daq/run_db.hpp"
+#include "na64/daq/what_if.hpp"
+#include "na64/daq/zmq_server.hpp"
 #include "na64/daq/error.hpp"
 #include "na64/daq/pipeline.hpp"
 #include "na64/daq/raw_file.hpp"
@@ -31,6 +44,22 @@ constexpr std::string_view kUsage = R"(usage:
       Runs start of run, N spills and end of run on the simulated beam and writes
       DATE files, the decoder map and the run summary into DIR. Without --config
       it uses the embedded default; without --run, the next free number in DIR.
+  na64daq serve [--config FILE] [--configure] [--output DIR] [--db FILE]
+                [--http HOST:PORT] [--tokens FILE]
+                [--zmq ENDPOINT --pub ENDPOINT --server-key FILE --clients FILE]
+      The long-running daemon, driven by run control over HTTP/JSON (default
+      127.0.0.1:8080; read-only without --tokens) and over ZeroMQ with CURVE
+      (only with --server-key and --clients). The run database defaults to
+      na64daq.sqlite. --configure loads the configuration at start.
+      SIGINT/SIGTERM stop a run in progress cleanly and exit.
+  na64daq keygen DIR NAME
+      Writes a CURVE key pair: DIR/NAME.key (secret, mode 0600) and DIR/NAME.pub.
+  na64daq what-if [--thresholds TEXT] FILE...
+      Replays the DATE files of one recorded run through a candidate threshold
+      set: the recorded configuration's set with the fields in TEXT replaced
+      (e.g. "ecal_max_gev: 40 hcal_max_gev: 2"), and reports per spill the
+      invisible line's counts, its rate on the unbiased (beam-line) sample,
+      and the fraction of the recorded invisible-line events it keeps.
   na64daq check FILE...
       Reads DATE files with the project's decoder and reports every error.
   na64daq default-config
@@ -48,6 +77,16 @@ std::uint64_t parse_number(std::string_view flag, std::string_view text, std::ui
     throw UsageError(fmt::format("{}: \"{}\" is not a whole number in [{}, {}]", flag, text, lo, hi));
   }
   return v;
+}
+
+// SIGINT/SIGTERM are taken by sigtimedwait() in one thread, never by a handler.
+sigset_t block_stop_signals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  return signals;
 }
 
 int command_run(const std::vector<std::string_view>& args) {
@@ -91,11 +130,7 @@ int command_run(const std::vector<std::string_view>& args) {
   options.run = run != 0 ? static_cast<std::uint32_t>(run) : daq::next_run_number(options.output);
 
   // SIGINT/SIGTERM end the run cleanly after the current spill; a second one exits at once.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  sigset_t signals = block_stop_signals();
   std::stop_source stop;
   std::jthread signal_watch([&](std::stop_token done) {
     const timespec tick{0, 200'000'000};
@@ -133,6 +168,128 @@ int command_run(const std::vector<std::string_view>& args) {
   return 0;
 }
 
+/// Holds an exclusive lock next to the run database, so that one daemon at
+/// a time writes it (a second would mark the first one's run interrupted).
+class DatabaseLock {
+ public:
+  explicit DatabaseLock(const std::string& db) : path_(db + ".lock") {
+    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd_ < 0) throw daq::Error(fmt::format("{}: cannot open: {}", path_, std::strerror(errno)));
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      ::close(fd_);
+      throw daq::Error(fmt::format("{}: another na64daq serve uses this run database", db));
+    }
+  }
+  ~DatabaseLock() { ::close(fd_); }
+  DatabaseLock(const DatabaseLock&) = delete;
+  DatabaseLock& operator=(const DatabaseLock&) = delete;
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
+int command_serve(const std::vector<std::string_view>& args) {
+  daq::RunControlOptions rc_options;
+  std::string db_path = "na64daq.sqlite";
+  bool configure_now = false;
+  daq::HttpOptions http;
+  daq::ZmqOptions zmq;
+  bool with_zmq = false;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string_view flag = args[i];
+    if (flag == "--configure") {
+      configure_now = true;
+      continue;
+    }
+    if (i + 1 >= args.size()) throw UsageError(fmt::format("{} needs a value", flag));
+    const std::string_view value = args[++i];
+    if (flag == "--config") {
+      rc_options.config_file = value;
+    } else if (flag == "--output") {
+      rc_options.output_override = value;
+    } else if (flag == "--db") {
+      db_path = value;
+    } else if (flag == "--http") {
+      const auto colon = value.rfind(':');
+      if (colon == std::string_view::npos) throw UsageError(fmt::format("--http: \"{}\" is not HOST:PORT", value));
+      http.address = value.substr(0, colon);
+      http.port = static_cast<std::uint16_t>(parse_number(flag, value.substr(colon + 1), 0, 65535));
+    } else if (flag == "--tokens") {
+      http.tokens_file = value;
+    } else if (flag == "--zmq") {
+      zmq.control_endpoint = value;
+    } else if (flag == "--pub") {
+      zmq.publish_endpoint = value;
+    } else if (flag == "--server-key") {
+      zmq.server_key_file = value;
+      with_zmq = true;
+    } else if (flag == "--clients") {
+      zmq.clients_file = value;
+    } else {
+      throw UsageError(fmt::format("unknown option {}", flag));
+    }
+  }
+  if (with_zmq && zmq.clients_file.empty()) throw UsageError("--server-key needs --clients (the allow-list)");
+
+  const sigset_t signals = block_stop_signals();
+  const DatabaseLock lock(db_path);
+  daq::RunDatabase database(db_path);
+  daq::RunControl control(database, rc_options);
+  daq::ControlService service(control, database);
+  if (configure_now) {
+    const auto r = control.configure("");
+    if (r.code() != na64::control::OK) throw daq::ConfigError(r.message());
+  }
+  daq::HttpServer http_server(service, http);
+  std::unique_ptr<daq::ZmqServer> zmq_server;
+  if (with_zmq) zmq_server = std::make_unique<daq::ZmqServer>(service, zmq);
+
+  fmt::print("na64daq: run database {}\n", database.file().string());
+  fmt::print("na64daq: http://{}:{}/ ({})\n", http.address, http_server.port(),
+             http.tokens_file.empty() ? "read-only: no tokens file" : "tokens from " + http.tokens_file.string());
+  if (zmq_server) {
+    fmt::print("na64daq: zmq control {} publisher {}\n", zmq_server->control_endpoint(), zmq_server->publish_endpoint());
+  } else {
+    fmt::print("na64daq: zmq interface off (no --server-key)\n");
+  }
+  fmt::print("na64daq: state {}\n", daq::to_string(control.status().state()));
+  std::fflush(stdout);
+
+  int sig = 0;
+  while (sigwait(&signals, &sig) != 0) {
+  }
+  fmt::print(stderr, "na64daq: signal {}: stopping; a run in progress ends after its spill\n", sig);
+  // Interfaces first, so that no command arrives while the run ends.
+  if (zmq_server) zmq_server->stop();
+  http_server.stop();
+  return 0;  // ~RunControl stops the run cleanly and waits for it
+}
+
+int command_keygen(const std::vector<std::string_view>& args) {
+  if (args.size() != 2) throw UsageError("keygen needs DIR and NAME");
+  const auto keys = daq::write_key_pair(std::filesystem::path(args[0]), args[1]);
+  fmt::print("{}/{}.key (secret) and {}/{}.pub: public key {}\n", args[0], args[1], args[0], args[1], keys.public_z85);
+  return 0;
+}
+
+int command_what_if(const std::vector<std::string_view>& args) {
+  std::string overrides;
+  std::vector<std::filesystem::path> files;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--thresholds") {
+      if (i + 1 >= args.size()) throw UsageError("--thresholds needs a value");
+      overrides = args[++i];
+    } else {
+      files.emplace_back(args[i]);
+    }
+  }
+  if (files.empty()) throw UsageError("what-if needs at least one file");
+  const auto report = daq::what_if(files, overrides);
+  fmt::print("{}", daq::format_report(report));
+  return report.errors.empty() ? 0 : kExitRunError;
+}
+
 int command_check(const std::vector<std::string_view>& args) {
   if (args.empty()) throw UsageError("check needs at least one file");
   int rc = 0;
@@ -158,6 +315,9 @@ int main(int argc, char** argv) {
     args.erase(args.begin());
     if (command == "run") return command_run(args);
     if (command == "check") return command_check(args);
+    if (command == "serve") return command_serve(args);
+    if (command == "what-if") return command_what_if(args);
+    if (command == "keygen") return command_keygen(args);
     if (command == "default-config") {
       fmt::print("{}", daq::default_config_text());
       return 0;

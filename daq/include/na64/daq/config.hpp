@@ -3,7 +3,9 @@
 // text format and checked field by field.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -19,6 +21,8 @@ namespace na64::daq {
 inline constexpr std::uint32_t kMaxParticlesPerSpill = 10'000'000;
 
 struct RunSettings {
+  std::string output_dir = "data";
+  double spill_cycle_s = 0;  ///< 0: back to back
   std::uint32_t gdc_id = 1;
   std::uint32_t ldc_id = 1;
   std::uint64_t max_chunk_bytes = 1ull << 30;
@@ -34,7 +38,19 @@ struct DaqConfig {
   eventbuilder::BuilderConfig builder;
   std::uint32_t ring_slots = 4096;
   std::string text;  ///< the configuration exactly as read
+  std::array<std::uint8_t, 32> hash{};  ///< SHA-256 of `text`
 };
+
+/// 64 lower-case hex digits.
+[[nodiscard]] std::string to_hex(std::span<const std::uint8_t> bytes);
+
+/// Checks a threshold set; ConfigError "origin: prefix.field: ..." naming
+/// the first field out of range.
+void check_thresholds(const trigger::ThresholdSet& t, std::string_view origin, std::string_view prefix);
+
+/// Creates run.output_dir if needed and checks that files can be created in
+/// it; ConfigError "origin: run.output_dir: ..." otherwise.
+void check_output_dir(const DaqConfig& config, std::string_view origin);
 
 /// The embedded default (daq/config/default.textproto).
 [[nodiscard]] std::string_view default_config_text() noexcept;

@@ -8,12 +8,15 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <stop_token>
 #include <string>
 #include <vector>
 
 #include "na64/daq/config.hpp"
+#include "na64/daq/steering.hpp"
 #include "na64/eventbuilder/event_builder.hpp"
+#include "na64/eventbuilder/spill_clock.hpp"
 #include "na64/trigger/menu.hpp"
 
 namespace na64::daq {
@@ -29,6 +32,11 @@ struct SpillSummary {
   std::uint64_t not_written = 0;    ///< accepted but over 2^20 - 1 in the spill (DATE event number)
   std::uint64_t bytes = 0;          ///< bytes of DATE events written for the spill
   double seconds = 0;
+  double dead_time = 0;             ///< busiest source's time blocked on a full buffer / spill time
+  std::uint32_t threshold_set = 0;  ///< the set in force for the whole spill
+  std::uint32_t shadow_set = 0;     ///< 0: none evaluated
+  std::array<std::uint64_t, trigger::kNumLines> shadow_accepted{};  ///< per line, by the shadow set
+  std::array<std::uint64_t, trigger::kNumLines> shadow_overlap{};   ///< per line, fired by both sets
 };
 
 struct RunSummary {
@@ -44,15 +52,26 @@ struct RunSummary {
 struct RunOptions {
   std::filesystem::path output;
   std::uint32_t run = 0;    ///< never 0
-  std::uint32_t spills = 3; ///< 1 to 2047
+  std::uint32_t spills = 3; ///< 1 to 2047; 0: until stopped (at most 2047)
+  /// Run control's hold on a run, both optional: the threshold sets the
+  /// trigger takes at each spill start (else the configuration's, id 0),
+  /// and the spill clock it pauses (else the run makes its own). A clock
+  /// given here must be made for the configuration's sources and the run's spills.
+  ThresholdBoard* thresholds = nullptr;
+  eventbuilder::SpillClock* clock = nullptr;
 };
+
+/// The spill clock run_simulated() would make for this configuration.
+[[nodiscard]] std::unique_ptr<eventbuilder::SpillClock> make_spill_clock(const DaqConfig& config,
+                                                                         const RunOptions& options);
 
 /// Runs start of run, `spills` spills and end of run, writing the DATE
 /// chunks, the map and the summary into `options.output`. Calls
 /// `on_spill` from the calling thread after each spill reaches disk.
 /// `stop` ends the run early but cleanly: the spill in progress is read out
-/// whole, everything in flight is written, and no new spill starts. Throws RunError (files, disk) or
-/// ConfigError before anything is written.
+/// whole, everything in flight is written, and no new spill starts. Spills
+/// start no closer than the configuration's spill cycle. Throws RunError
+/// (files, disk) or ConfigError before anything is written.
 RunSummary run_simulated(const DaqConfig& config, const RunOptions& options,
                          const std::function<void(const SpillSummary&)>& on_spill, std::stop_token stop = {});
 

@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: Apache-2.0
+// The spill signal every readout source follows, as the SPS spill gate is
+// distributed to all boards: a source reads spill n out only once the clock
+// has announced it, and the clock announces spill n + 1 only after every
+// source has finished spill n. So all sources read the same spills, whole,
+// and a stop or a pause takes effect between spills.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <stop_token>
+#include <vector>
+
+namespace na64::eventbuilder {
+
+/// Thread safety: every member from any thread.
+class SpillClock {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  /// `sources` readout threads; spills are numbered from 1 up to `max_spills`.
+  SpillClock(std::size_t sources, std::uint32_t max_spills)
+      : sources_(sources), max_spills_(max_spills), busy_(std::size_t{max_spills} + 1) {}
+
+  // --- readout sources ---
+
+  /// Waits until `spill` is announced (true) or the run has ended before it
+  /// (false). `abort` also returns false.
+  [[nodiscard]] bool wait_for_spill(std::uint32_t spill, const std::stop_token& abort) {
+    std::unique_lock lock(m_);
+    cv_.wait(lock, abort, [&] { return announced_ >= spill || ended_; });
+    return announced_ >= spill;
+  }
+  /// A source has read `spill` out whole; `busy` is the time it could not
+  /// take data (waiting for buffer space) during the spill.
+  void spill_done(std::uint32_t spill, Clock::duration busy) {
+    {
+      std::lock_guard lock(m_);
+      if (spill != announced_) return;
+      ++done_;
+      if (busy > busy_[spill]) busy_[spill] = busy;
+    }
+    cv_.notify_all();
+  }
+
+  // --- the run's driver ---
+
+  /// Announces the next spill once every source has finished the current
+  /// one, no earlier than `not_before`, and not while paused. Returns the
+  /// spill announced, or 0 when the run ends instead: on `stop`, or after
+  /// max_spills.
+  [[nodiscard]] std::uint32_t next_spill(const std::stop_token& stop, Clock::time_point not_before = {}) {
+    std::unique_lock lock(m_);
+    cv_.wait(lock, stop, [&] { return announced_ == 0 || done_ == sources_; });
+    while (!stop.stop_requested() && (paused_ || Clock::now() < not_before)) {
+      if (paused_) {
+        cv_.wait(lock, stop, [&] { return !paused_; });
+      } else {
+        cv_.wait_until(lock, stop, not_before, [&] { return paused_; });
+      }
+    }
+    if (stop.stop_requested() || announced_ == max_spills_) {
+      ended_ = true;
+      lock.unlock();
+      cv_.notify_all();
+      return 0;
+    }
+    ++announced_;
+    done_ = 0;
+    lock.unlock();
+    cv_.notify_all();
+    return announced_;
+  }
+  /// Waits until every source has finished the last announced spill.
+  void wait_all_done(const std::stop_token& abort) {
+    std::unique_lock lock(m_);
+    cv_.wait(lock, abort, [&] { return announced_ == 0 || done_ == sources_; });
+  }
+  /// The longest busy time any source reported for `spill` so far.
+  [[nodiscard]] Clock::duration busy(std::uint32_t spill) const {
+    std::lock_guard lock(m_);
+    return spill < busy_.size() ? busy_[spill] : Clock::duration{};
+  }
+
+  /// Spills announced so far.
+  [[nodiscard]] std::uint32_t announced() const {
+    std::lock_guard lock(m_);
+    return announced_;
+  }
+
+  // --- run control ---
+
+  /// No spill is announced while paused; the spill in progress goes on.
+  void pause() {
+    std::lock_guard lock(m_);
+    paused_ = true;
+  }
+  void resume() {
+    {
+      std::lock_guard lock(m_);
+      paused_ = false;
+    }
+    cv_.notify_all();
+  }
+  /// Wakes a driver waiting in next_spill() to look at its stop token.
+  void notify() { cv_.notify_all(); }
+
+ private:
+  const std::size_t sources_;
+  const std::uint32_t max_spills_;
+  mutable std::mutex m_;
+  std::condition_variable_any cv_;
+  std::uint32_t announced_ = 0;
+  std::size_t done_ = 0;
+  std::vector<Clock::duration> busy_;  ///< per spill, allocated up front
+  bool paused_ = false;
+  bool ended_ = false;
+};
+
+}  // namespace na64::eventbuilder
