@@ -154,7 +154,10 @@ void board_thread(const drivers::EmulatedMsadcBoard& board, eb::FragmentRing& ri
         if (const auto ms = board.stall_ms(spill, p); ms != 0) {
           ring.commit(filled);
           filled = 0;
-          std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+          // Silent like a stalled board, but an aborted run does not wait for it.
+          std::mutex m;
+          std::unique_lock lock(m);
+          std::condition_variable_any().wait_for(lock, abort, std::chrono::milliseconds(ms), [] { return false; });
         }
         if (board.loses(spill, p)) continue;
         const std::size_t n = board.read_event(spill, p, ring.write_words(filled));
@@ -442,9 +445,12 @@ class WriterStage {
     spill_summary_.shadow_accepted = c.shadow_accepted;
     spill_summary_.shadow_overlap = c.shadow_overlap;
     spill_summary_.seconds = std::chrono::duration<double>(Clock::now() - spill_start_).count();
-    if (spill_summary_.seconds > 0) {
+    // Dead time: the busiest source's time blocked on a full buffer, over
+    // the spill's readout time (announcement to the last source done).
+    const double readout_s = std::chrono::duration<double>(clock_.readout_time(spill_)).count();
+    if (readout_s > 0) {
       spill_summary_.dead_time =
-          std::min(1.0, std::chrono::duration<double>(clock_.busy(spill_)).count() / spill_summary_.seconds);
+          std::min(1.0, std::chrono::duration<double>(clock_.busy(spill_)).count() / readout_s);
     }
     reports_.push(spill_summary_);
   }
@@ -554,6 +560,12 @@ RunSummary run_simulated(const DaqConfig& config, const RunOptions& options,
   const std::stop_callback on_abort(abort.get_token(), [&] { end_spills.request_stop(); });
   {
     std::vector<std::jthread> threads;
+    // Declared after `threads`, so destroyed before they are joined: whatever
+    // ends this block, an exception included, releases every stage first.
+    struct AbortOnExit {
+      std::stop_source& abort;
+      ~AbortOnExit() { abort.request_stop(); }
+    } abort_on_exit{abort};
     for (std::size_t i = 0; i < boards.size(); ++i) {
       threads.emplace_back([&, i] {
         board_thread(*boards[i], *fragment_rings[i], config.beam.particles_per_spill, clock, abort.get_token());

@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 
 #include <condition_variable>
+#include <cstdio>
+#include <deque>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -184,8 +186,9 @@ struct RunControl::Impl {
   std::unique_ptr<eventbuilder::SpillClock> clock;
   std::stop_source stop;
   std::jthread worker;
+  std::deque<control::Event> outbox;  ///< state and spill events not yet delivered
   std::function<void(const control::Event&)> listener;
-  std::mutex listener_m;  ///< held while a listener runs, never with m
+  std::mutex listener_m;  ///< held while a listener runs; taken before m, never while m is held
 
   // --- called with m held ---
 
@@ -261,18 +264,32 @@ struct RunControl::Impl {
     return e;
   }
 
-  void set_state(RunState s, std::vector<control::Event>& events) {
+  void set_state(RunState s) {
     state = s;
     state_changed.notify_all();
-    events.push_back(state_event());
+    outbox.push_back(state_event());
   }
 
   // --- called without m ---
 
-  void emit(const std::vector<control::Event>& events) {
+  // Delivers the events queued so far, in the order they happened: the
+  // queue is taken under `m` while `listener_m` is held, so a later
+  // emitter cannot overtake. Lock order: listener_m, then m.
+  void emit() {
     std::lock_guard lock(listener_m);
+    std::deque<control::Event> events;
+    {
+      std::lock_guard state_lock(m);
+      events.swap(outbox);
+    }
     if (!listener) return;
-    for (const auto& e : events) listener(e);
+    for (const auto& e : events) {
+      try {
+        listener(e);
+      } catch (const std::exception& ex) {
+        fmt::print(stderr, "na64daq: an event listener failed: {}\n", ex.what());
+      }
+    }
   }
 
   std::uint32_t register_set(const trigger::ThresholdSet& set, const std::string& author, const std::string& text) {
@@ -300,9 +317,9 @@ void RunControl::Impl::run_thread(DaqConfig cfg, RunOptions opts, std::stop_toke
               database.add_threshold_activation({opts.run, s.spill, s.shadow_set, true});
             }
             database.add_spill(rec);
-          } catch (const DatabaseError& e) {
+          } catch (const std::exception& e) {
             // The data is on disk; only its record is missing. Said, not fatal.
-            fmt::print(stderr, "na64daq: run {} spill {}: {}\n", opts.run, s.spill, e.what());
+            std::fprintf(stderr, "na64daq: run %u spill %u: %s\n", opts.run, s.spill, e.what());
           }
           last_active = s.threshold_set;
           last_shadow = s.shadow_set;
@@ -312,10 +329,10 @@ void RunControl::Impl::run_thread(DaqConfig cfg, RunOptions opts, std::stop_toke
             lost_sources = s.builder.lost_sources;
             events_written += s.written;
             bytes_written += s.bytes;
+            outbox.emplace_back();
+            *outbox.back().mutable_spill() = to_proto(rec);
           }
-          control::Event e;
-          *e.mutable_spill() = to_proto(rec);
-          emit({e});
+          emit();
         },
         stop_token);
     how = stop_token.stop_requested() ? "stopped" : "spill limit";
@@ -328,14 +345,13 @@ void RunControl::Impl::run_thread(DaqConfig cfg, RunOptions opts, std::stop_toke
   } catch (const DatabaseError& e) {
     fmt::print(stderr, "na64daq: run {}: {}\n", opts.run, e.what());
   }
-  std::vector<control::Event> events;
   {
     std::lock_guard lock(m);
     message = fmt::format("run {} ended: {}", opts.run, how);
     clock.reset();
-    set_state(end_state, events);
+    set_state(end_state);
   }
-  emit(events);
+  emit();
 }
 
 RunControl::RunControl(RunDatabase& database, RunControlOptions options)
@@ -355,7 +371,6 @@ control::Reply RunControl::configure(const std::string& config_text) {
   const bool from_file = config_text.empty();
   const std::string origin = from_file ? (impl_->options.config_file.empty() ? "embedded default" : impl_->options.config_file)
                                        : "configure request";
-  std::vector<control::Event> events;
   control::Reply r;
   {
     std::lock_guard lock(impl_->m);
@@ -378,15 +393,14 @@ control::Reply RunControl::configure(const std::string& config_text) {
       return impl_->reply(control::INTERNAL, e.what());
     }
     impl_->message.clear();
-    impl_->set_state(control::CONFIGURED, events);
+    impl_->set_state(control::CONFIGURED);
     r = impl_->reply(control::OK, fmt::format("configured from {}, hash {}", origin, to_hex(impl_->config->hash)));
   }
-  impl_->emit(events);
+  impl_->emit();
   return r;
 }
 
 control::Reply RunControl::start(const std::string& comment) {
-  std::vector<control::Event> events;
   std::jthread finished;
   control::Reply r;
   {
@@ -408,8 +422,27 @@ control::Reply RunControl::start(const std::string& comment) {
     } catch (const Error& e) {
       return impl_->reply(control::INTERNAL, e.what());
     }
-    impl_->clock = make_spill_clock(cfg, opts);
-    opts.clock = impl_->clock.get();
+    // Everything that can fail comes before any state changes; the worker
+    // cannot get far without `m`, which is held here.
+    std::unique_ptr<eventbuilder::SpillClock> clock;
+    std::stop_source stop;
+    std::jthread worker;
+    try {
+      clock = make_spill_clock(cfg, opts);
+      opts.clock = clock.get();
+      worker = std::jthread([impl = impl_.get(), cfg, opts, token = stop.get_token()] {
+        impl->run_thread(cfg, opts, token);
+      });
+    } catch (const std::exception& e) {
+      const std::string why = fmt::format("run {} could not start: {}", opts.run, e.what());
+      try {
+        impl_->database.end_run(opts.run, now_ms(), "error: " + why);
+      } catch (const std::exception&) {
+        // Left without an end; the next daemon marks it interrupted.
+      }
+      return impl_->reply(control::INTERNAL, why);
+    }
+    impl_->clock = std::move(clock);
     impl_->run = opts.run;
     impl_->spill = 0;
     impl_->run_start_ms = now_ms();
@@ -418,30 +451,27 @@ control::Reply RunControl::start(const std::string& comment) {
     impl_->bytes_written = 0;
     impl_->lost_sources = 0;
     impl_->message.clear();
-    impl_->stop = std::stop_source();
+    impl_->stop = std::move(stop);
     finished = std::move(impl_->worker);  // the last run's thread, done or about to be
-    impl_->worker = std::jthread([impl = impl_.get(), cfg, opts, token = impl_->stop.get_token()] {
-      impl->run_thread(cfg, opts, token);
-    });
-    impl_->set_state(control::RUNNING, events);
+    impl_->worker = std::move(worker);
+    impl_->set_state(control::RUNNING);
     r = impl_->reply(control::OK, fmt::format("run {} started", opts.run));
   }
-  impl_->emit(events);
+  impl_->emit();
   return r;
 }
 
 control::Reply RunControl::transition(std::string_view command, control::RunState to,
                                       const std::function<std::string()>& act) {
-  std::vector<control::Event> events;
   control::Reply r;
   {
     std::lock_guard lock(impl_->m);
     if (!allowed(impl_->state, command)) return impl_->refuse(command);
     std::string done = act();
-    impl_->set_state(to, events);
+    impl_->set_state(to);
     r = impl_->reply(control::OK, std::move(done));
   }
-  impl_->emit(events);
+  impl_->emit();
   return r;
 }
 
@@ -529,6 +559,7 @@ control::Reply RunControl::use_locked(std::uint32_t id, const trigger::Threshold
   if (!in_run) (void)impl_->thresholds.take_for_spill();
   auto r = impl_->reply(control::OK, fmt::format("threshold set {} {} {}", id, shadow ? "shadow" : "active",
                                                  in_run ? "from the next spill" : "now"));
+  r.set_threshold_set(id);
   *r.mutable_thresholds() = impl_->threshold_state(false);
   return r;
 }

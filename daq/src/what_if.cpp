@@ -100,6 +100,12 @@ WhatIfReport what_if(const std::vector<std::filesystem::path>& files, const std:
         } else if (!config) {
           try {
             config = load_config(rec->text, file.string() + " (start-of-run configuration)");
+            if (config->hash != rec->sha256) {
+              report.errors.push_back(fmt::format("{}: start of run: the configuration text does not match its "
+                                                  "recorded SHA-256 {}",
+                                                  file.string(), to_hex(rec->sha256)));
+              return report;
+            }
             report.config_hash = to_hex(rec->sha256);
             report.recorded = config->thresholds;
             report.candidate = thresholds_with(config->thresholds, overrides);

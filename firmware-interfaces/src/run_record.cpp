@@ -8,18 +8,18 @@ namespace na64::firmware {
 std::size_t write_config_record(std::span<std::uint32_t> out, std::span<const std::uint8_t, 32> sha256,
                                 std::string_view text) noexcept {
   const std::size_t words = config_record_words(text.size());
-  if (out.size() < words || text.size() > 0xFFFF'FFFFu - 4 * kConfigRecordFixedWords) return 0;
+  if (out.size() < words || words > 0xFFFF'FFFFu / 4) return 0;  // the size field counts bytes in 32 bits
   EquipmentHeader eq;
   eq.size_bytes = static_cast<std::uint32_t>(words * 4);
   eq.type = kConfigRecordType;
   encode(eq, out.first<kEquipmentHeaderWords>());
   std::size_t pos = kEquipmentHeaderWords;
   out[pos++] = kConfigRecordVersion;
-  std::memcpy(&out[pos], sha256.data(), sha256.size());
+  std::memcpy(out.data() + pos, sha256.data(), sha256.size());
   pos += 8;
   out[pos++] = static_cast<std::uint32_t>(text.size());
   out[words - 1] = 0;  // padding after the text
-  std::memcpy(&out[pos], text.data(), text.size());
+  std::memcpy(out.data() + pos, text.data(), text.size());
   return words;
 }
 
@@ -46,14 +46,14 @@ Decoded<ConfigRecordView> read_config_record(std::span<const std::uint32_t> body
   }
   ++pos;
   ConfigRecordView view;
-  std::memcpy(view.sha256.data(), &body[pos], view.sha256.size());
+  std::memcpy(view.sha256.data(), body.data() + pos, view.sha256.size());
   pos += 8;
   const std::uint32_t text_bytes = body[pos++];
   if (config_record_words(text_bytes) != words) {
     return DecodeError{DecodeErrc::SizeMismatch, offset_bytes + (pos - 1) * 4, text_bytes, (words - pos) * 4,
                        "configuration text length", "fills the record, padded to 4 bytes"};
   }
-  view.text = std::string_view(reinterpret_cast<const char*>(&body[pos]), text_bytes);
+  view.text = std::string_view(reinterpret_cast<const char*>(body.data() + pos), text_bytes);
   return view;
 }
 

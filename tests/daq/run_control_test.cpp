@@ -389,7 +389,7 @@ TEST(RunControl, HundredRandomThresholdChangesNeverMixInASpill) {
     const bool shadow = change % 10 == 9;
     const auto r = d.rc.set_thresholds(to_proto(t), fmt::format("change {}", change), shadow, "expert");
     ASSERT_EQ(r.code(), control::OK) << r.message();
-    const std::uint32_t id = shadow ? r.thresholds().pending_shadow_id() : r.thresholds().pending_id();
+    const std::uint32_t id = r.threshold_set();
     ASSERT_NE(id, 0u);
     if (shadow) shadow_id = id;
     prescale_of[id] = t.beam_prescale;

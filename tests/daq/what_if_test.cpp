@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "na64/daq/config.hpp"
 #include "na64/daq/pipeline.hpp"
 #include "na64/testing/temp_dir.hpp"
@@ -76,6 +78,24 @@ TEST(WhatIf, BadThresholdsAndFilesWithoutTheirStartOfRunAreReportedWithWhere) {
   const auto missing = what_if({run.dir.path() / "no-such.dat"}, "");
   ASSERT_FALSE(missing.errors.empty());
   EXPECT_NE(missing.errors[0].find("no-such.dat: cannot open"), std::string::npos) << missing.errors[0];
+}
+
+TEST(WhatIf, AConfigurationThatDoesNotMatchItsRecordedHashIsRefused) {
+  const RecordedRun& run = recorded();
+  const auto copy = run.dir.path() / "altered.dat";
+  std::filesystem::copy_file(run.files.front(), copy);
+  {
+    // The text starts after the DATE header (68 bytes), the equipment header
+    // (28), the version, the hash (32) and the length: inside the leading
+    // "# SPDX..." comment, so the altered text still parses.
+    std::fstream f(copy, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(68 + 28 + 4 + 32 + 4 + 2);
+    f.put('x');
+  }
+  const auto r = what_if({copy}, "");
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_NE(r.errors[0].find("does not match its recorded SHA-256"), std::string::npos) << r.errors[0];
+  std::filesystem::remove(copy);
 }
 
 }  // namespace

@@ -260,10 +260,25 @@ int command_serve(const std::vector<std::string_view>& args) {
   while (sigwait(&signals, &sig) != 0) {
   }
   fmt::print(stderr, "na64daq: signal {}: stopping; a run in progress ends after its spill\n", sig);
+  // A second signal exits at once, leaving the open chunk as *.part and the
+  // run for the next daemon to mark interrupted.
+  std::jthread second_signal([&](std::stop_token done) {
+    const timespec tick{0, 200'000'000};
+    while (!done.stop_requested()) {
+      if (sigtimedwait(&signals, nullptr, &tick) > 0) {
+        fmt::print(stderr, "na64daq: second signal; exiting at once\n");
+        std::_Exit(130);
+      }
+    }
+  });
   // Interfaces first, so that no command arrives while the run ends.
   if (zmq_server) zmq_server->stop();
   http_server.stop();
-  return 0;  // ~RunControl stops the run cleanly and waits for it
+  (void)control.stop();  // refused (and harmless) when no run is going on
+  while (control.status().state() == na64::control::STOPPING) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return 0;
 }
 
 int command_keygen(const std::vector<std::string_view>& args) {

@@ -32,7 +32,7 @@ struct SpillSummary {
   std::uint64_t not_written = 0;    ///< accepted but over 2^20 - 1 in the spill (DATE event number)
   std::uint64_t bytes = 0;          ///< bytes of DATE events written for the spill
   double seconds = 0;
-  double dead_time = 0;             ///< busiest source's time blocked on a full buffer / spill time
+  double dead_time = 0;             ///< busiest source's time blocked on a full buffer / spill readout time
   std::uint32_t threshold_set = 0;  ///< the set in force for the whole spill
   std::uint32_t shadow_set = 0;     ///< 0: none evaluated
   std::array<std::uint64_t, trigger::kNumLines> shadow_accepted{};  ///< per line, by the shadow set

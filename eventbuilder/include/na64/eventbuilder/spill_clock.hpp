@@ -22,7 +22,11 @@ class SpillClock {
 
   /// `sources` readout threads; spills are numbered from 1 up to `max_spills`.
   SpillClock(std::size_t sources, std::uint32_t max_spills)
-      : sources_(sources), max_spills_(max_spills), busy_(std::size_t{max_spills} + 1) {}
+      : sources_(sources),
+        max_spills_(max_spills),
+        busy_(std::size_t{max_spills} + 1),
+        announced_at_(std::size_t{max_spills} + 1),
+        last_done_at_(std::size_t{max_spills} + 1) {}
 
   // --- readout sources ---
 
@@ -41,6 +45,7 @@ class SpillClock {
       if (spill != announced_) return;
       ++done_;
       if (busy > busy_[spill]) busy_[spill] = busy;
+      last_done_at_[spill] = Clock::now();
     }
     cv_.notify_all();
   }
@@ -69,19 +74,22 @@ class SpillClock {
     }
     ++announced_;
     done_ = 0;
+    announced_at_[announced_] = Clock::now();
     lock.unlock();
     cv_.notify_all();
     return announced_;
-  }
-  /// Waits until every source has finished the last announced spill.
-  void wait_all_done(const std::stop_token& abort) {
-    std::unique_lock lock(m_);
-    cv_.wait(lock, abort, [&] { return announced_ == 0 || done_ == sources_; });
   }
   /// The longest busy time any source reported for `spill` so far.
   [[nodiscard]] Clock::duration busy(std::uint32_t spill) const {
     std::lock_guard lock(m_);
     return spill < busy_.size() ? busy_[spill] : Clock::duration{};
+  }
+  /// From the announcement of `spill` to the last source reporting it done
+  /// so far: how long its readout took.
+  [[nodiscard]] Clock::duration readout_time(std::uint32_t spill) const {
+    std::lock_guard lock(m_);
+    if (spill >= busy_.size() || last_done_at_[spill] < announced_at_[spill]) return {};
+    return last_done_at_[spill] - announced_at_[spill];
   }
 
   /// Spills announced so far.
@@ -104,8 +112,6 @@ class SpillClock {
     }
     cv_.notify_all();
   }
-  /// Wakes a driver waiting in next_spill() to look at its stop token.
-  void notify() { cv_.notify_all(); }
 
  private:
   const std::size_t sources_;
@@ -114,7 +120,10 @@ class SpillClock {
   std::condition_variable_any cv_;
   std::uint32_t announced_ = 0;
   std::size_t done_ = 0;
-  std::vector<Clock::duration> busy_;  ///< per spill, allocated up front
+  // Per spill, allocated up front.
+  std::vector<Clock::duration> busy_;
+  std::vector<Clock::time_point> announced_at_;
+  std::vector<Clock::time_point> last_done_at_;
   bool paused_ = false;
   bool ended_ = false;
 };
