@@ -31,6 +31,27 @@ const char* to_string(DecodeErrc code) noexcept {
     case DecodeErrc::DuplicateChannel: return "duplicate-channel";
     case DecodeErrc::BadSubEvent: return "bad-sub-event";
     case DecodeErrc::MissingChannels: return "missing-channels";
+    case DecodeErrc::BadApvFormat: return "bad-apv-format";
+    case DecodeErrc::ApvTimeTagMismatch: return "apv-time-tag-mismatch";
+    case DecodeErrc::ApvFrameNotGood: return "apv-frame-not-good";
+    case DecodeErrc::BadApvChannelCount: return "bad-apv-channel-count";
+    case DecodeErrc::ApvChannelOrder: return "apv-channel-order";
+    case DecodeErrc::BadApvCommonMode: return "bad-apv-common-mode";
+    case DecodeErrc::DuplicateApvChip: return "duplicate-apv-chip";
+    case DecodeErrc::BadStrawKey: return "bad-straw-key";
+    case DecodeErrc::BadStrawVersion: return "bad-straw-version";
+    case DecodeErrc::StrawReservedBits: return "straw-reserved-bits";
+    case DecodeErrc::StrawHitCountMismatch: return "straw-hit-count-mismatch";
+    case DecodeErrc::DuplicateStrawTdc: return "duplicate-straw-tdc";
+    case DecodeErrc::ReadoutBadKey: return "readout-bad-key";
+    case DecodeErrc::ReadoutBadVersion: return "readout-bad-version";
+    case DecodeErrc::ReadoutBadType: return "readout-bad-type";
+    case DecodeErrc::ReadoutReservedBits: return "readout-reserved-bits";
+    case DecodeErrc::ReadoutEmptyBatch: return "readout-empty-batch";
+    case DecodeErrc::ReadoutBadSummaryCount: return "readout-bad-summary-count";
+    case DecodeErrc::ReadoutParticleGap: return "readout-particle-gap";
+    case DecodeErrc::ReadoutSummaryOrder: return "readout-summary-order";
+    case DecodeErrc::ReadoutBadReason: return "readout-bad-reason";
   }
   return "unknown";
 }

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Writes valid encoded inputs as seed corpora for fuzz_date_event and
-// fuzz_msadc: `firmware_fuzz_seeds <dir>` fills <dir>/date_event and <dir>/msadc.
+// Writes valid encoded inputs as seed corpora for the fuzz targets:
+// `firmware_fuzz_seeds <dir>` fills <dir>/date_event, msadc, apv, straw_tdc and msadc_readout.
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -9,6 +9,9 @@
 #include <vector>
 
 #include "event_fixtures.hpp"
+#include "na64/firmware/apv.hpp"
+#include "na64/firmware/msadc_readout.hpp"
+#include "na64/firmware/straw_tdc.hpp"
 
 namespace fw = na64::firmware;
 namespace fwt = na64::firmware::test;
@@ -39,6 +42,71 @@ std::vector<std::uint32_t> msadc_input(std::uint32_t event, const std::vector<fw
   return out;
 }
 
+/// The fuzz_apv input: the event number word, then a block with two chips.
+std::vector<std::uint32_t> apv_input(std::uint32_t event, bool sparse) {
+  std::vector<std::uint32_t> out(2 + 2 * (2 + 2 + 128 + 1), 0);
+  out[0] = event;
+  fw::ApvFormat format;
+  format.sparse = sparse;
+  format.common_mode_corrected = true;
+  fw::ApvBlockWriter w(std::span<std::uint32_t>(out).subspan(1), event, 1234, format);
+  bool ok = w.begin_adc(3);
+  fw::ApvChipHeader chip;
+  chip.common_mode = {100, 101, 102};
+  if (sparse) {
+    const fw::ApvSparseHit hits[] = {{5, {200, 220, 240}}, {77, {300, 310, 320}}};
+    ok = ok && w.add_sparse_chip(chip, hits);
+  } else {
+    std::array<fw::ApvSamples, fw::kApvChannels> frames{};
+    for (std::size_t c = 0; c < frames.size(); ++c) frames[c] = {static_cast<std::uint16_t>(c), 500, 1023};
+    ok = ok && w.add_latch_all_chip(chip, frames);
+  }
+  const std::size_t n = w.finish();
+  if (!ok || n == 0) return {};
+  out.resize(1 + n);
+  return out;
+}
+
+/// The fuzz_straw_tdc input: event and spill words, then a block with two TDCs.
+std::vector<std::uint32_t> straw_input(std::uint32_t event, std::uint32_t spill) {
+  std::vector<std::uint32_t> out(2 + 16, 0);
+  out[0] = event;
+  out[1] = spill;
+  fw::StrawTdcBlockWriter w(std::span<std::uint32_t>(out).subspan(2), event, spill);
+  bool ok = w.begin_tdc(1) && w.add_hit(0, fw::StrawEdge::Leading, 1000) &&
+            w.add_hit(63, fw::StrawEdge::Trailing, 0xFFFFFF) && w.begin_tdc(200);
+  const std::size_t n = w.finish();
+  if (!ok || n == 0) return {};
+  out.resize(2 + n);
+  return out;
+}
+
+/// A stream of board messages of the MSADC readout protocol.
+std::vector<std::uint32_t> readout_stream() {
+  namespace rd = fw::msadc_readout;
+  std::vector<std::uint32_t> out;
+  std::vector<std::uint32_t> buf(64);
+  const auto append = [&](std::size_t n) { out.insert(out.end(), buf.begin(), buf.begin() + static_cast<long>(n)); };
+  append(rd::encode(rd::SpillBegin{620, 17}, buf));
+  append(rd::encode(rd::TooLate{620, {17, 5, 1}, 17, 9}, buf));
+  append(rd::encode(rd::NotFound{620, {17, 99, 2}}, buf));
+  append(rd::encode(rd::BadRequest{620, {17, 3, 3}, rd::BadRequestReason::QueueFull}, buf));
+  append(rd::encode(rd::SpillEnd{620, 17, {}}, buf));
+  rd::BoardStatus status;
+  status.source_id = 620;
+  append(rd::encode(status, buf));
+  return out;
+}
+
+/// A host message asking for two events.
+std::vector<std::uint32_t> readout_requests() {
+  namespace rd = fw::msadc_readout;
+  const rd::EventRef refs[] = {{17, 5, 1}, {17, 6, 2}};
+  std::vector<std::uint32_t> out(rd::event_requests_words(2));
+  out.resize(rd::encode_event_requests(620, refs, out));
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -49,6 +117,9 @@ int main(int argc, char** argv) {
   const std::filesystem::path root = argv[1];
   std::filesystem::create_directories(root / "date_event");
   std::filesystem::create_directories(root / "msadc");
+  std::filesystem::create_directories(root / "apv");
+  std::filesystem::create_directories(root / "straw_tdc");
+  std::filesystem::create_directories(root / "msadc_readout");
   bool ok = true;
 
   const fw::DateHeader h = fwt::physics_header();
@@ -71,6 +142,16 @@ int main(int argc, char** argv) {
   ok &= write_words(root / "msadc" / "long_channel", msadc_input(7, {{7, 3, {{15, fwt::ramp(511, 2)}}}}));
   ok &= write_words(root / "msadc" / "header_only_adcs", msadc_input(9, {{1, 1, {}}, {2, 2, {}}}));
   ok &= write_words(root / "msadc" / "empty_block", {5});
+
+  for (const auto& [name, words] : {std::pair{"latch_all", apv_input(33, false)}, std::pair{"sparse", apv_input(7, true)}}) {
+    ok &= !words.empty() && write_words(root / "apv" / name, words);
+  }
+  const auto straw = straw_input(0x123, 17);
+  ok &= !straw.empty() && write_words(root / "straw_tdc" / "two_tdcs", straw);
+  const auto readout = readout_stream();
+  const auto requests = readout_requests();
+  ok &= readout.size() > 20 && write_words(root / "msadc_readout" / "board_messages", readout);
+  ok &= !requests.empty() && write_words(root / "msadc_readout" / "requests", requests);
 
   if (!ok) {
     std::fprintf(stderr, "could not write the seeds under %s\n", root.c_str());

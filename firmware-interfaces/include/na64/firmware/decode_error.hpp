@@ -42,6 +42,27 @@ enum class DecodeErrc : std::uint8_t {
   DuplicateChannel,   ///< the same (port, ADC, channel) twice in one block
   BadSubEvent,        ///< a super-event's sub-event disagrees with its top header
   MissingChannels,    ///< a source's block lacks channels its map names
+  BadApvFormat,       ///< APV ADC format byte: bit 0 (triple frame) clear, or bit 4, 5 or 7 set
+  ApvTimeTagMismatch, ///< an APV ADC header's time tag differs from the block's first one
+  ApvFrameNotGood,    ///< an APV chip header's frame good bit is 0
+  BadApvChannelCount, ///< a latch-all APV chip block without exactly 128 data words
+  ApvChannelOrder,    ///< sparse APV channels not in strictly increasing readout order
+  BadApvCommonMode,   ///< APV common-mode word bits 30-31 are not 0b10
+  DuplicateApvChip,   ///< the same (ADC id, chip id) twice in one APV block
+  BadStrawKey,        ///< a straw TDC word's key bits do not match its place in the block
+  BadStrawVersion,    ///< straw TDC block header version is not 1
+  StrawReservedBits,  ///< a reserved bit of a straw TDC word is set
+  StrawHitCountMismatch, ///< straw TDC trailer hit count differs from the hit words
+  DuplicateStrawTdc,  ///< the same straw TDC id twice in one block
+  ReadoutBadKey,      ///< MSADC readout message key is not 0x4D52
+  ReadoutBadVersion,  ///< MSADC readout protocol version is not 1 (message header or FIRMWARE_VERSION)
+  ReadoutBadType,     ///< MSADC readout message type unknown, or not the one the decoder reads
+  ReadoutReservedBits,///< a reserved bit of an MSADC readout word is set
+  ReadoutEmptyBatch,  ///< a summary packet with no particle, or a request message with no request
+  ReadoutBadSummaryCount, ///< more than 512 channel summaries for one particle
+  ReadoutParticleGap, ///< a summary packet's particle number is not the previous one + 1
+  ReadoutSummaryOrder,///< a particle's summaries not in strictly increasing (port, ADC, channel) order
+  ReadoutBadReason,   ///< a bad-request answer's reason is not one of 1-4
 };
 
 /// Short stable name of an error code, e.g. "bad-magic"; used as a counter key.
