@@ -336,6 +336,16 @@ TEST(Serve, ABadConfigurationFileIsRejectedWithTheFieldPath) {
   EXPECT_EQ(d.state(), "IDLE");
 }
 
+TEST(Serve, ASecondDaemonOnTheSameDatabaseIsRefused) {
+  Daemon d;
+  d.start();
+  const auto o = run_command(fmt::format("{} serve --http 127.0.0.1:0 --db {}", NA64DAQ_PATH, d.path("runs.sqlite")));
+  EXPECT_EQ(o.exit_code, 1) << o.output;
+  EXPECT_NE(o.output.find(d.path("runs.sqlite") + ": another na64daq serve uses this run database"), std::string::npos)
+      << o.output;
+  EXPECT_EQ(d.state(), "IDLE") << "the first daemon goes on";
+}
+
 TEST(Serve, TokensNeverAppearInTheLog) {
   Daemon d;
   d.start("--configure");
