@@ -11,6 +11,7 @@ packages=(
   libsqlite3-dev sqlite3
   libprotobuf-dev protobuf-compiler
   libusb-1.0-0-dev libfmt-dev
+  umockdev libumockdev-dev
   libgtest-dev libgmock-dev
 )
 if [[ "${NA64_WITH_FUZZERS:-0}" == 1 ]]; then
