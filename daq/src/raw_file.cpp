@@ -11,20 +11,26 @@ namespace na64::daq {
 
 namespace fw = na64::firmware;
 
-FileCheck check_date_file(const std::filesystem::path& path, const ChannelVisitor& visit) {
-  FileCheck out;
+std::vector<std::uint32_t> read_date_words(const std::filesystem::path& path, std::vector<std::string>& errors,
+                                           std::uint64_t* bytes) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    out.errors.push_back(fmt::format("{}: cannot open", path.string()));
-    return out;
+    errors.push_back(fmt::format("{}: cannot open", path.string()));
+    return {};
   }
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  out.bytes = bytes.size();
-  std::vector<std::uint32_t> words(bytes.size() / 4);
-  std::memcpy(words.data(), bytes.data(), words.size() * 4);
-  if (bytes.size() % 4 != 0) {
-    out.errors.push_back(fmt::format("{}: size {} is not a multiple of 4", path.string(), bytes.size()));
+  const std::vector<char> raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (bytes) *bytes = raw.size();
+  std::vector<std::uint32_t> words(raw.size() / 4);
+  std::memcpy(words.data(), raw.data(), words.size() * 4);
+  if (raw.size() % 4 != 0) {
+    errors.push_back(fmt::format("{}: size {} is not a multiple of 4", path.string(), raw.size()));
   }
+  return words;
+}
+
+FileCheck check_date_file(const std::filesystem::path& path, const ChannelVisitor& visit) {
+  FileCheck out;
+  const std::vector<std::uint32_t> words = read_date_words(path, out.errors, &out.bytes);
   std::span<const std::uint32_t> rest(words);
   std::size_t offset = 0;
   while (!rest.empty()) {

@@ -243,6 +243,11 @@ struct RunControl::Impl {
     return t;
   }
 
+  /// A run is open (its spills take threshold changes at their start).
+  bool in_run() const {
+    return state == control::RUNNING || state == control::PAUSED || state == control::STOPPING;
+  }
+
   control::Reply reply(control::Code code, std::string text) const {
     control::Reply r;
     r.set_code(code);
@@ -549,8 +554,7 @@ control::Reply RunControl::use_threshold_set(std::uint32_t id, bool shadow) {
 }
 
 control::Reply RunControl::use_locked(std::uint32_t id, const trigger::ThresholdSet& set, bool shadow) {
-  const bool in_run = impl_->state == control::RUNNING || impl_->state == control::PAUSED ||
-                      impl_->state == control::STOPPING;
+  const bool in_run = impl_->in_run();
   if (shadow) {
     impl_->thresholds.request_shadow(VersionedThresholds{id, set});
   } else {
@@ -567,8 +571,7 @@ control::Reply RunControl::use_locked(std::uint32_t id, const trigger::Threshold
 control::Reply RunControl::clear_shadow() {
   std::lock_guard lock(impl_->m);
   if (impl_->state == control::IDLE) return impl_->refuse("clear shadow");
-  const bool in_run = impl_->state == control::RUNNING || impl_->state == control::PAUSED ||
-                      impl_->state == control::STOPPING;
+  const bool in_run = impl_->in_run();
   impl_->thresholds.request_shadow(std::nullopt);
   if (!in_run) (void)impl_->thresholds.take_for_spill();
   return impl_->reply(control::OK, in_run ? "shadow set cleared from the next spill" : "shadow set cleared");

@@ -4,14 +4,13 @@
 #include <fmt/format.h>
 #include <google/protobuf/text_format.h>
 
-#include <fstream>
-#include <iterator>
 #include <map>
 #include <optional>
 
 #include "control.pb.h"
 #include "na64/daq/config.hpp"
 #include "na64/daq/error.hpp"
+#include "na64/daq/raw_file.hpp"
 #include "na64/daq/run_control.hpp"
 #include "na64/firmware/date_event.hpp"
 #include "na64/firmware/run_record.hpp"
@@ -25,19 +24,6 @@ namespace eb = na64::eventbuilder;
 namespace {
 
 double ratio(std::uint64_t a, std::uint64_t b) { return b == 0 ? 0.0 : static_cast<double>(a) / static_cast<double>(b); }
-
-std::vector<std::uint32_t> read_words(const std::filesystem::path& path, std::vector<std::string>& errors) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    errors.push_back(fmt::format("{}: cannot open", path.string()));
-    return {};
-  }
-  const std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (bytes.size() % 4 != 0) errors.push_back(fmt::format("{}: size {} is not a multiple of 4", path.string(), bytes.size()));
-  std::vector<std::uint32_t> words(bytes.size() / 4);
-  std::memcpy(words.data(), bytes.data(), words.size() * 4);
-  return words;
-}
 
 }  // namespace
 
@@ -69,7 +55,7 @@ WhatIfReport what_if(const std::vector<std::filesystem::path>& files, const std:
   trigger::EventFeatures features;
 
   for (const auto& file : files) {
-    const std::vector<std::uint32_t> words = read_words(file, report.errors);
+    const std::vector<std::uint32_t> words = read_date_words(file, report.errors);
     std::span<const std::uint32_t> rest(words);
     std::size_t offset = 0;
     while (!rest.empty()) {

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "na64/daq/config.hpp"
+#include "na64/daq/raw_file.hpp"
 #include "na64/daq/run_db.hpp"
 #include "na64/firmware/date_event.hpp"
 #include "na64/firmware/run_record.hpp"
@@ -350,10 +351,9 @@ TEST(RunControl, ThresholdsOutOfRangeAreRefusedWithTheField) {
 // Physics events of a run file: (spill, trigger record) per event.
 std::vector<std::pair<std::uint32_t, fw::TriggerRecord>> trigger_records(const std::filesystem::path& file,
                                                                           std::string* config) {
-  std::ifstream in(file, std::ios::binary);
-  const std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<std::uint32_t> words(bytes.size() / 4);
-  std::memcpy(words.data(), bytes.data(), words.size() * 4);
+  std::vector<std::string> errors;
+  const std::vector<std::uint32_t> words = read_date_words(file, errors);
+  EXPECT_TRUE(errors.empty()) << errors.front();
   std::vector<std::pair<std::uint32_t, fw::TriggerRecord>> out;
   std::span<const std::uint32_t> rest(words);
   while (!rest.empty()) {

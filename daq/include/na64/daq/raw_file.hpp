@@ -25,6 +25,14 @@ struct FileCheck {
   std::vector<std::string> errors;  ///< "file: message"; the file is not read past an event error
 };
 
+/// Reads a whole DATE file as 32-bit words. A file that cannot be opened
+/// ("path: cannot open") or whose size is not a multiple of 4 gets its
+/// error appended to `errors`; the whole words are still returned. `bytes`,
+/// when given, receives the file's size.
+[[nodiscard]] std::vector<std::uint32_t> read_date_words(const std::filesystem::path& path,
+                                                         std::vector<std::string>& errors,
+                                                         std::uint64_t* bytes = nullptr);
+
 /// Called for every MSADC channel of every event that carries equipment.
 using ChannelVisitor =
     std::function<void(const firmware::DateHeader&, std::uint32_t source_id, const firmware::MsadcChannel&)>;
