@@ -58,7 +58,87 @@ class Checker {
   std::string origin_;
 };
 
+void load_readout(const config::Readout& r, DaqConfig& c, const Checker& check) {
+  ReadoutSettings& out = c.readout;
+  out.mode = r.mode() == config::Readout::TWO_LEVEL ? ReadoutMode::TwoLevel : ReadoutMode::Direct;
+  out.latency_depth = check.range<std::uint32_t>("readout.latency_depth", r.latency_depth(), 1, 0xFF'FFFF);
+  out.completion_timeout =
+      std::chrono::milliseconds(check.range<std::uint32_t>("readout.completion_timeout_ms", r.completion_timeout_ms(), 1, 60000));
+  const bool two_level = out.mode == ReadoutMode::TwoLevel;
+  auto needs_two_level = [&](const std::string& path) {
+    if (!two_level) check.fail(path, "needs readout.mode: TWO_LEVEL");
+  };
+  for (int i = 0; i < r.usb_size(); ++i) {
+    const auto& u = r.usb(i);
+    const std::string up = fmt::format("readout.usb[{}]", i);
+    needs_two_level(up);
+    if (!u.has_source()) check.fail(up + ".source", "missing");
+    if (!c.channel_map.slot_of(u.source())) check.fail(up + ".source", fmt::format("{} is not a source of the map", u.source()));
+    for (int j = 0; j < i; ++j) {
+      if (r.usb(j).source() == u.source()) check.fail(up + ".source", fmt::format("source {} is listed twice", u.source()));
+    }
+    UsbBoardSettings b;
+    b.source = u.source();
+    if (u.has_bus()) b.bus = static_cast<std::uint8_t>(check.range<std::uint32_t>(up + ".bus", u.bus(), 1, 255));
+    if (u.has_address()) b.address = static_cast<std::uint8_t>(check.range<std::uint32_t>(up + ".address", u.address(), 1, 127));
+    b.vendor_id = static_cast<std::uint16_t>(check.range<std::uint32_t>(up + ".vendor_id", u.vendor_id(), 0, 0xFFFF));
+    b.product_id = static_cast<std::uint16_t>(check.range<std::uint32_t>(up + ".product_id", u.product_id(), 0, 0xFFFF));
+    out.usb.push_back(b);
+  }
+  for (int i = 0; i < r.tracker_size(); ++i) {
+    const auto& t = r.tracker(i);
+    const std::string tp = fmt::format("readout.tracker[{}]", i);
+    needs_two_level(tp);
+    TrackerSettings s;
+    if (t.kind() == "MM") {
+      s.kind = TrackerKind::Micromegas;
+    } else if (t.kind() == "GEM") {
+      s.kind = TrackerKind::Gem;
+    } else if (t.kind() == "STRAW") {
+      s.kind = TrackerKind::Straw;
+    } else {
+      check.fail(tp + ".kind", fmt::format("\"{}\" is not MM, GEM or STRAW", t.kind()));
+    }
+    if (!t.has_source()) check.fail(tp + ".source", "missing");
+    s.source = check.range<std::uint32_t>(tp + ".source", t.source(), 0, firmware::kMaxSourceId);
+    if (c.channel_map.slot_of(s.source)) check.fail(tp + ".source", fmt::format("{} is an MSADC source", s.source));
+    for (int j = 0; j < i; ++j) {
+      if (r.tracker(j).source() == t.source()) check.fail(tp + ".source", fmt::format("source {} is listed twice", t.source()));
+      if (r.tracker(j).kind() == t.kind()) check.fail(tp + ".kind", fmt::format("a second {} front-end", t.kind()));
+    }
+    if (t.host().empty()) check.fail(tp + ".host", "must not be empty");
+    s.host = t.host();
+    s.port = static_cast<std::uint16_t>(check.range<std::uint32_t>(tp + ".port", t.port(), 0, 65535));
+    out.trackers.push_back(s);
+  }
+  if (c.channel_map.sources().size() + out.trackers.size() > eventbuilder::kMaxSources) {
+    check.fail("readout.tracker", fmt::format("{} MSADC and tracker sources, at most {}",
+                                              c.channel_map.sources().size() + out.trackers.size(), eventbuilder::kMaxSources));
+  }
+  if (r.has_record_dir()) {
+    if (r.record_dir().empty()) check.fail("readout.record_dir", "must not be empty");
+    needs_two_level("readout.record_dir");
+    out.record_dir = r.record_dir();
+  }
+  if (r.has_replay_dir()) {
+    if (r.replay_dir().empty()) check.fail("readout.replay_dir", "must not be empty");
+    needs_two_level("readout.replay_dir");
+    if (!out.usb.empty()) check.fail("readout.replay_dir", "replays every source: no readout.usb with it");
+    out.replay_dir = r.replay_dir();
+  }
+  out.replay_paced = r.replay_paced();
+}
+
 }  // namespace
+
+const char* to_string(TrackerKind k) noexcept {
+  switch (k) {
+    case TrackerKind::Micromegas: return "MM";
+    case TrackerKind::Gem: return "GEM";
+    case TrackerKind::Straw: return "STRAW";
+  }
+  return "?";
+}
 
 std::string_view default_config_text() noexcept { return kDefaultConfigText; }
 
@@ -211,6 +291,7 @@ DaqConfig load_config(std::string_view text, std::string_view origin) {
   c.builder.timeout = std::chrono::milliseconds(check.range<std::uint32_t>("builder.timeout_ms", bu.timeout_ms(), 1, 600000));
   c.builder.batch = check.range<std::uint32_t>("builder.batch", bu.batch(), 1, 4096);
   c.ring_slots = check.range<std::uint32_t>("builder.ring_slots", bu.ring_slots(), 16, 65536);
+  load_readout(pb.readout(), c, check);
   return c;
 }
 

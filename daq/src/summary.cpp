@@ -33,6 +33,18 @@ json::object counts(const SpillSummary& s) {
   o["not_written"] = s.not_written;
   o["bytes"] = s.bytes;
   o["seconds"] = s.seconds;
+  // The two-level readout's completion of accepted events (zeros in the direct readout).
+  json::object completion;
+  completion["requested"] = s.completion.requested;
+  completion["completed"] = s.completion.completed;
+  completion["incomplete"] = s.completion.incomplete;
+  json::object missing;
+  for (std::size_t r = 1; r < firmware::kNumMissingReasons; ++r) {
+    missing[firmware::to_string(static_cast<firmware::MissingReason>(r))] = s.completion.by_reason[r];
+  }
+  completion["incomplete_by_reason"] = std::move(missing);
+  completion["late_answers"] = s.completion.late_answers;
+  o["completion"] = std::move(completion);
   if (s.spill != 0) {
     o["dead_time"] = s.dead_time;
     o["threshold_set"] = s.threshold_set;

@@ -197,7 +197,7 @@ std::optional<std::size_t> EmulatedReadoutBoard::begin_spill(std::uint32_t spill
   if (!continues) {
     ++ordinal_;
     spill_number_ = gated ? spill : 0;
-    next_particle_ = 0;
+    next_particle_ = 1;
     spill_ordinal_[spill_number_] = ordinal_;
     spill_recorded_[spill_number_] = 0;
   }
@@ -333,8 +333,7 @@ StreamResult EmulatedReadoutBoard::stream(std::span<std::uint32_t> out) noexcept
       const std::uint32_t count = summarise(std::span<const std::uint32_t>(block_.data(), n), p);
       const bool lost = msadc_->loses(spill_number_, p);
       record(p, lost);
-      // NA64Beam numbers from 1 and gives its particle 0 no arrival time: the gate opening.
-      (void)w.begin_particle(p, p == 0 ? 0 : to_ticks(truth.time_ns), lost && depth() != 0);
+      (void)w.begin_particle(p, to_ticks(truth.time_ns), lost && depth() != 0);
       for (std::uint32_t k = 0; k < count; ++k) (void)w.add_summary(ro::channel_summary(summaries_[k]));
       used += ro::kParticleHeaderWords + count;
       summaries_total_ += count;
@@ -352,7 +351,7 @@ StreamResult EmulatedReadoutBoard::stream(std::span<std::uint32_t> out) noexcept
 
 EmulatedReadoutBoard::Lookup EmulatedReadoutBoard::lookup(const ro::EventRef& ref) const noexcept {
   const std::uint32_t ordinal = spill_ordinal_[ref.spill];
-  if (ordinal == 0 || ref.particle >= spill_recorded_[ref.spill]) return Lookup::NeverRecorded;
+  if (ordinal == 0 || ref.particle == 0 || ref.particle >= spill_recorded_[ref.spill]) return Lookup::NeverRecorded;
   if (ring_size_ == 0) return Lookup::Left;
   const std::uint64_t key = (std::uint64_t{ordinal} << 24) | ref.particle;
   if (key < ring_[ring_head_].key) return Lookup::Left;

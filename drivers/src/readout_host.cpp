@@ -58,20 +58,25 @@ void ReadoutHost::on_particle(const ro::ParticleSummary& p, ReadoutSink& sink) n
   c.summaries += p.summaries.size();
   if (p.spill != current_spill_) {  // no spill-begin seen (gate disabled, or it was lost)
     current_spill_ = p.spill;
-    expected_particle_ = 0;
+    expected_particle_ = 1;
   }
   if (p.particle > expected_particle_) c.missing_particles += p.particle - expected_particle_;
   expected_particle_ = p.particle + 1;
-  if (!sink.on_particle(p)) return;
+  if (sink.on_particle(p)) (void)request(p.spill, p.particle);
+}
+
+bool ReadoutHost::request(std::uint32_t spill, std::uint32_t particle) noexcept {
+  HostSpillCounts& c = spills_[spill & ro::kMaxSpill];
   if (next_seq_ - oldest_seq_ == slots_.size()) {
     ++c.not_requested;
-    return;
+    return false;
   }
   const std::uint64_t seq = next_seq_++;
   Slot& s = slot(seq);
-  s.ref = ro::EventRef{p.spill, p.particle, id_of(seq)};
+  s.ref = ro::EventRef{spill & ro::kMaxSpill, particle, id_of(seq)};
   s.state = SlotState::Pending;
   ++c.requested;
+  return true;
 }
 
 std::size_t ReadoutHost::take_requests(std::span<std::uint32_t> out, std::uint64_t now_ns) noexcept {
@@ -154,10 +159,12 @@ std::size_t ReadoutHost::consume(std::span<const std::uint32_t> words, ReadoutSi
       spills_[m.spill].spill = m.spill;
       spills_[m.spill].begun = true;
       current_spill_ = m.spill;
-      expected_particle_ = 0;
+      expected_particle_ = 1;
+      sink.on_spill_begin(m);
     } else if constexpr (std::is_same_v<T, ro::SpillEnd>) {
       spills_[m.spill].ended = true;
       spills_[m.spill].board = m.counters;
+      sink.on_spill_end(m);
     } else if constexpr (std::is_same_v<T, ro::EventAnswer>) {
       if (Slot* s = match(m.ref)) {
         sink.on_event(m);

@@ -57,4 +57,17 @@ Decoded<ConfigRecordView> read_config_record(std::span<const std::uint32_t> body
   return view;
 }
 
+const char* to_string(MissingReason r) noexcept {
+  switch (r) {
+    case MissingReason::None: return "none";
+    case MissingReason::Late: return "late";
+    case MissingReason::LostSource: return "lost_source";
+    case MissingReason::BufferOverflow: return "buffer_overflow";
+    case MissingReason::NotFound: return "not_found";
+    case MissingReason::Refused: return "refused";
+    case MissingReason::NoSummary: return "no_summary";
+  }
+  return "unknown";
+}
+
 }  // namespace na64::firmware

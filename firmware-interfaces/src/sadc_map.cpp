@@ -7,7 +7,8 @@
 
 namespace na64::firmware {
 
-std::string write_sadc_map(std::span<const SadcMapLine> lines, const std::string& comment) {
+std::string write_sadc_map(std::span<const SadcMapLine> lines, const std::string& comment,
+                           std::span<const ChipLine> other_chips) {
   std::string safe_comment = comment;
   // "--" may not appear inside an XML comment.
   for (std::size_t p = safe_comment.find("--"); p != std::string::npos; p = safe_comment.find("--", p)) {
@@ -19,6 +20,7 @@ std::string write_sadc_map(std::span<const SadcMapLine> lines, const std::string
   std::string out = "<?xml version=\"1.0\"?>\n";
   out += fmt::format("<!-- {} -->\n<Maps>\n  <DaqOptions>\n    <ChipsCreation>\n", safe_comment);
   for (std::uint32_t s : sources) out += fmt::format("      -1 -1 -1 {} -1 ChipSADC s\n", s);
+  for (const ChipLine& c : other_chips) out += fmt::format("      -1 -1 -1 {} -1 {} s\n", c.source_id, c.chip);
   out += "    </ChipsCreation>\n  </DaqOptions>\n";
   out += "  <ChipSADC version=\"2\" options=\"xy data_format3\">\n";
   for (const auto& l : lines) {

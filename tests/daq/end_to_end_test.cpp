@@ -7,6 +7,7 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <memory>
 #include <set>
 #include <tuple>
 
@@ -14,6 +15,8 @@
 #include "na64/daq/pipeline.hpp"
 #include "na64/daq/raw_file.hpp"
 #include "na64/drivers/emulated_msadc.hpp"
+#include "na64/drivers/emulated_trackers.hpp"
+#include "na64/firmware/date_event.hpp"
 #include "na64/testing/temp_dir.hpp"
 #include "na64/trigger/menu.hpp"
 
@@ -34,42 +37,72 @@ struct Written {
 };
 using Key = std::pair<std::uint32_t, std::uint32_t>;  // (spill, particle)
 
-class EndToEndTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    dir_ = new testing::TempDir;
-    config_ = new DaqConfig(load_config(default_config_text(), "embedded default"));
-    config_->beam.particles_per_spill = kParticles;
-    config_->beam.signal_fraction = 0.01;  // about 60 signal-like electrons per spill
-    RunOptions options;
-    options.output = dir_->path();
-    options.run = kRun;
-    options.spills = kSpills;
-    summary_ = new RunSummary(run_simulated(*config_, options, [](const SpillSummary& s) { reported_.push_back(s.spill); }));
-  }
-  static void TearDownTestSuite() {
-    delete summary_;
-    delete config_;
-    delete dir_;
-  }
-
-  static inline testing::TempDir* dir_ = nullptr;
-  static inline DaqConfig* config_ = nullptr;
-  static inline RunSummary* summary_ = nullptr;
-  static inline std::vector<std::uint32_t> reported_;
+// One run per readout mode, made once and shared by the tests.
+struct ModeRun {
+  testing::TempDir dir;
+  DaqConfig config;
+  RunSummary summary;
+  std::vector<std::uint32_t> reported;
 };
 
-TEST_F(EndToEndTest, WritesChunkMapAndSummary) {
+// Two-level runs also read the three tracker front-ends.
+constexpr std::string_view kTwoLevel = R"(
+readout {
+  mode: TWO_LEVEL
+  tracker { kind: "MM" source: 400 }
+  tracker { kind: "GEM" source: 401 }
+  tracker { kind: "STRAW" source: 402 }
+}
+)";
+
+class EndToEndTest : public ::testing::TestWithParam<ReadoutMode> {
+ protected:
+  void SetUp() override {
+    auto& slot = runs_[GetParam()];
+    if (!slot) {
+      std::string text(default_config_text());
+      if (GetParam() == ReadoutMode::TwoLevel) text += kTwoLevel;
+      auto r = std::make_unique<ModeRun>();
+      r->config = load_config(text, "embedded default");
+      r->config.beam.particles_per_spill = kParticles;
+      r->config.beam.signal_fraction = 0.01;  // about 60 signal-like electrons per spill
+      RunOptions options;
+      options.output = r->dir.path();
+      options.run = kRun;
+      options.spills = kSpills;
+      auto* reported = &r->reported;
+      r->summary = run_simulated(r->config, options, [reported](const SpillSummary& s) { reported->push_back(s.spill); });
+      slot = std::move(r);
+    }
+    run_ = slot.get();
+    dir_ = &run_->dir;
+    config_ = &run_->config;
+    summary_ = &run_->summary;
+  }
+
+  static inline std::map<ReadoutMode, std::unique_ptr<ModeRun>> runs_;
+  ModeRun* run_ = nullptr;
+  testing::TempDir* dir_ = nullptr;
+  DaqConfig* config_ = nullptr;
+  RunSummary* summary_ = nullptr;
+};
+
+INSTANTIATE_TEST_SUITE_P(Readout, EndToEndTest, ::testing::Values(ReadoutMode::Direct, ReadoutMode::TwoLevel),
+                         [](const ::testing::TestParamInfo<ReadoutMode>& i) {
+                           return i.param == ReadoutMode::Direct ? std::string("Direct") : std::string("TwoLevel");
+                         });
+
+TEST_P(EndToEndTest, WritesChunkMapAndSummary) {
   EXPECT_EQ(summary_->files, std::vector<std::string>{"cdr01001-003661.dat"});
   EXPECT_TRUE(std::filesystem::exists(dir_->path() / "run-003661.map.xml"));
   EXPECT_TRUE(std::filesystem::exists(dir_->path() / "run-003661.summary.json"));
-  EXPECT_EQ(reported_, (std::vector<std::uint32_t>{1, 2, 3}));
+  EXPECT_EQ(run_->reported, (std::vector<std::uint32_t>{1, 2, 3}));
   for (const auto& entry : std::filesystem::directory_iterator(dir_->path())) {
     EXPECT_NE(entry.path().extension(), ".part") << entry.path();
   }
 }
 
-TEST_F(EndToEndTest, SummaryCountsAddUp) {
+TEST_P(EndToEndTest, SummaryCountsAddUp) {
   std::ifstream in(dir_->path() / "run-003661.summary.json");
   const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
   const auto root = boost::json::parse(text).as_object();
@@ -95,7 +128,7 @@ TEST_F(EndToEndTest, SummaryCountsAddUp) {
             std::filesystem::file_size(dir_->path() / "cdr01001-003661.dat"));
 }
 
-TEST_F(EndToEndTest, FileDecodesAndHoldsExactlyTheAcceptedEventsAsEmulated) {
+TEST_P(EndToEndTest, FileDecodesAndHoldsExactlyTheAcceptedEventsAsEmulated) {
   const drivers::NA64Beam beam(config_->beam);
   std::map<std::uint32_t, std::unique_ptr<drivers::EmulatedMsadcBoard>> boards;
   for (std::uint32_t s : config_->channel_map.sources()) {
@@ -176,6 +209,56 @@ TEST_F(EndToEndTest, FileDecodesAndHoldsExactlyTheAcceptedEventsAsEmulated) {
   EXPECT_GT(ordinary_electrons, 17000u);
   EXPECT_EQ(got_invisible, want_invisible);
   EXPECT_EQ(summary_->total.accepted[0], want_invisible.size());
+}
+
+// Two-level readout: every accepted event was completed with every board's
+// waveforms and every tracker front-end's block, exactly as emulated.
+TEST_P(EndToEndTest, TwoLevelEventsCarryTheTrackersBlocksAsEmulated) {
+  if (GetParam() != ReadoutMode::TwoLevel) {
+    EXPECT_EQ(summary_->total.completion.requested, 0u);  // the direct readout completes nothing
+    return;
+  }
+  const drivers::NA64Beam beam(config_->beam);
+  const drivers::EmulatedTrackers trackers(beam, drivers::TrackerParameters{});
+  std::vector<std::uint32_t> want(trackers.max_apv_words(drivers::ApvSource::Micromegas) +
+                                  trackers.max_apv_words(drivers::ApvSource::Gem) + trackers.max_straw_words());
+  std::vector<std::string> errors;
+  const std::vector<std::uint32_t> words = read_date_words(dir_->path() / "cdr01001-003661.dat", errors);
+  ASSERT_EQ(errors, std::vector<std::string>{});
+  std::span<const std::uint32_t> rest(words);
+  std::size_t offset = 0;
+  std::uint64_t physics = 0;
+  std::uint64_t blocks = 0;
+  std::uint64_t mismatches = 0;
+  while (!rest.empty()) {
+    auto h = fw::walk_date_event(rest, offset, [&](const fw::DateHeader& hdr, const fw::EquipmentView& eq) {
+      if (hdr.type != fw::EventType::Physics || eq.slink.source_id < 400 || eq.slink.source_id > 402) return;
+      EXPECT_EQ(eq.equipment.attributes[0], 0u);  // not flagged missing
+      std::size_t n = 0;
+      switch (eq.slink.source_id) {
+        case 400: n = trackers.write_apv(hdr.spill, hdr.detector_pattern, drivers::ApvSource::Micromegas, want); break;
+        case 401: n = trackers.write_apv(hdr.spill, hdr.detector_pattern, drivers::ApvSource::Gem, want); break;
+        default: n = trackers.write_straw(hdr.spill, hdr.detector_pattern, want); break;
+      }
+      ++blocks;
+      if (!std::equal(eq.payload.begin(), eq.payload.end(), want.begin(), want.begin() + static_cast<std::ptrdiff_t>(n)) ||
+          eq.payload.size() != n) {
+        ++mismatches;
+      }
+    });
+    ASSERT_TRUE(h.ok()) << h.error().message();
+    physics += h->type == fw::EventType::Physics;
+    rest = rest.subspan(h->size_bytes / 4);
+    offset += h->size_bytes;
+  }
+  EXPECT_EQ(physics, summary_->total.written);
+  EXPECT_EQ(blocks, 3 * physics);
+  EXPECT_EQ(mismatches, 0u);
+  const CompletionCounters& c = summary_->total.completion;
+  EXPECT_EQ(c.requested, summary_->total.accepted_events);
+  EXPECT_EQ(c.completed, summary_->total.written);
+  EXPECT_EQ(c.incomplete, 0u);
+  EXPECT_EQ(c.late_answers, 0u);
 }
 
 }  // namespace

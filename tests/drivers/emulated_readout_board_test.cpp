@@ -202,8 +202,8 @@ TEST_F(EmulatedReadoutBoardTest, WholeSpillSummariesMatchTheWaveforms) {
   const auto msadc = reference();
   std::uint64_t summaries = 0;
   std::uint32_t quiet = 0;
-  for (std::uint32_t p = 0; p < kParticles; ++p) {
-    const auto& got = w.particles[p];
+  for (std::uint32_t p = 1; p <= kParticles; ++p) {  // particles count from 1
+    const auto& got = w.particles[p - 1];
     ASSERT_EQ(got.particle, p);
     EXPECT_EQ(got.spill, kSpill);
     EXPECT_EQ(got.source_id, kSource);
@@ -211,9 +211,9 @@ TEST_F(EmulatedReadoutBoardTest, WholeSpillSummariesMatchTheWaveforms) {
     ParticleTruth truth;
     std::vector<std::uint32_t> scratch(msadc.max_fragment_words());
     (void)msadc.read_event(kSpill, p, scratch, &truth);
-    EXPECT_EQ(got.time_ticks, p == 0 ? 0u : static_cast<std::uint32_t>(std::lround(truth.time_ns / 12.5))) << p;
+    EXPECT_EQ(got.time_ticks, static_cast<std::uint32_t>(std::lround(truth.time_ns / 12.5))) << p;
     std::vector<ro::ChannelSummary> summary;
-    for (auto word : w.particle_summaries[p]) summary.push_back(ro::channel_summary(word));
+    for (auto word : w.particle_summaries[p - 1]) summary.push_back(ro::channel_summary(word));
     EXPECT_EQ(summary, expected_summaries(msadc, kSpill, p, 16)) << "particle " << p;
     summaries += summary.size();
     if (summary.empty()) ++quiet;
@@ -255,13 +255,13 @@ TEST_F(EmulatedReadoutBoardTest, RequestedEventsGetTheirExactBlockAndLateOnesToo
   std::array<std::uint32_t, 9> msg{};
   ASSERT_EQ(b.begin_spill(kSpill, msg), 3u);
   (void)stream(b);
-  // The buffer holds the last 100 particles: 200-299.
+  // The buffer holds the last 100 particles: 201-300.
   const auto message = requests(kSource, {{kSpill, 250, 11},
-                                          {kSpill, 299, 12},
-                                          {kSpill, 199, 13},
-                                          {kSpill, 300, 14},
-                                          {7, 0, 15},
-                                          {kSpill, 200, 16}});
+                                          {kSpill, 300, 12},
+                                          {kSpill, 200, 13},
+                                          {kSpill, 301, 14},
+                                          {7, 1, 15},
+                                          {kSpill, 201, 16}});
   const auto w = walk(answers(b, message, 6));
   ASSERT_EQ(w.types, (std::vector<ro::MessageType>{ro::MessageType::EventAnswer, ro::MessageType::EventAnswer,
                                                     ro::MessageType::TooLate, ro::MessageType::NotFound,
@@ -269,16 +269,16 @@ TEST_F(EmulatedReadoutBoardTest, RequestedEventsGetTheirExactBlockAndLateOnesToo
   const auto msadc = reference();
   EXPECT_EQ(w.answers[0].ref, (ro::EventRef{kSpill, 250, 11}));
   EXPECT_EQ(w.answer_blocks[0], block_of(msadc, kSpill, 250));
-  EXPECT_EQ(w.answers[1].ref, (ro::EventRef{kSpill, 299, 12}));
-  EXPECT_EQ(w.answer_blocks[1], block_of(msadc, kSpill, 299));
-  EXPECT_EQ(w.answers[2].ref, (ro::EventRef{kSpill, 200, 16}));
-  EXPECT_EQ(w.answer_blocks[2], block_of(msadc, kSpill, 200));
+  EXPECT_EQ(w.answers[1].ref, (ro::EventRef{kSpill, 300, 12}));
+  EXPECT_EQ(w.answer_blocks[1], block_of(msadc, kSpill, 300));
+  EXPECT_EQ(w.answers[2].ref, (ro::EventRef{kSpill, 201, 16}));
+  EXPECT_EQ(w.answer_blocks[2], block_of(msadc, kSpill, 201));
   EXPECT_EQ(w.answers[0].source_id, kSource);
-  EXPECT_EQ(w.too_late[0].ref, (ro::EventRef{kSpill, 199, 13}));
+  EXPECT_EQ(w.too_late[0].ref, (ro::EventRef{kSpill, 200, 13}));
   EXPECT_EQ(w.too_late[0].oldest_spill, kSpill);
-  EXPECT_EQ(w.too_late[0].oldest_particle, 200u);
-  EXPECT_EQ(w.not_found[0].ref, (ro::EventRef{kSpill, 300, 14}));
-  EXPECT_EQ(w.not_found[1].ref, (ro::EventRef{7, 0, 15}));
+  EXPECT_EQ(w.too_late[0].oldest_particle, 201u);
+  EXPECT_EQ(w.not_found[0].ref, (ro::EventRef{kSpill, 301, 14}));
+  EXPECT_EQ(w.not_found[1].ref, (ro::EventRef{7, 1, 15}));
 
   EXPECT_EQ(b.read_register(ro::reg::kRequestsReceived.address), 6u);
   EXPECT_EQ(b.read_register(ro::reg::kRequestsServed.address), 3u);
@@ -313,20 +313,41 @@ TEST_F(EmulatedReadoutBoardTest, RequestDuringTheSpillForAFutureParticleIsNotFou
   std::array<std::uint32_t, 9> msg{};
   ASSERT_EQ(b.begin_spill(kSpill, msg), 3u);
   (void)stream(b, 128);
-  const std::uint32_t done = kParticles - b.particles_left();
-  ASSERT_GE(done, 128u);
-  const auto w = walk(answers(b, requests(kSource, {{kSpill, done - 1, 1}, {kSpill, done, 2}}), 2));
+  // Particles count from 1: the last one streamed is numbered as many as were streamed.
+  const std::uint32_t last = kParticles - b.particles_left();
+  ASSERT_GE(last, 128u);
+  const std::uint32_t next = last + 1;
+  const auto w = walk(answers(b, requests(kSource, {{kSpill, last, 1}, {kSpill, next, 2}}), 2));
   ASSERT_EQ(w.answers.size(), 1u);
-  EXPECT_EQ(w.answers[0].ref, (ro::EventRef{kSpill, done - 1, 1}));
-  EXPECT_EQ(w.answer_blocks[0], block_of(reference(), kSpill, done - 1));
+  EXPECT_EQ(w.answers[0].ref, (ro::EventRef{kSpill, last, 1}));
+  EXPECT_EQ(w.answer_blocks[0], block_of(reference(), kSpill, last));
   ASSERT_EQ(w.not_found.size(), 1u);
-  EXPECT_EQ(w.not_found[0].ref, (ro::EventRef{kSpill, done, 2}));
+  EXPECT_EQ(w.not_found[0].ref, (ro::EventRef{kSpill, next, 2}));
   // Once streamed (one more packet, within the buffer's 100), it is served.
-  (void)stream(b, done + 1, b.min_stream_words());
-  ASSERT_LT(kParticles - b.particles_left(), done + kCapacity);
-  const auto again = walk(answers(b, requests(kSource, {{kSpill, done, 3}}), 1));
+  (void)stream(b, next, b.min_stream_words());
+  ASSERT_GE(kParticles - b.particles_left(), next);
+  ASSERT_LT(kParticles - b.particles_left(), next + kCapacity);
+  const auto again = walk(answers(b, requests(kSource, {{kSpill, next, 3}}), 1));
   ASSERT_EQ(again.answers.size(), 1u);
-  EXPECT_EQ(again.answer_blocks[0], block_of(reference(), kSpill, done));
+  EXPECT_EQ(again.answer_blocks[0], block_of(reference(), kSpill, next));
+}
+
+TEST_F(EmulatedReadoutBoardTest, ParticleZeroIsNoParticleAndNotFound) {
+  auto& b = board();
+  std::array<std::uint32_t, 9> msg{};
+  ASSERT_EQ(b.begin_spill(kSpill, msg), 3u);
+  (void)stream(b, 10, b.min_stream_words());
+  ASSERT_LE(kParticles - b.particles_left(), kCapacity);  // particle 1 is still in the buffer
+  const auto w = walk(answers(b, requests(kSource, {{kSpill, 0, 1}, {kSpill, 1, 2}}), 2));
+  ASSERT_EQ(w.types, (std::vector<ro::MessageType>{ro::MessageType::NotFound, ro::MessageType::EventAnswer}));
+  EXPECT_EQ(w.not_found[0].ref, (ro::EventRef{kSpill, 0, 1}));
+  EXPECT_EQ(w.not_found[0].source_id, kSource);
+  EXPECT_EQ(w.answers[0].ref, (ro::EventRef{kSpill, 1, 2}));
+  EXPECT_EQ(w.answer_blocks[0], block_of(reference(), kSpill, 1));
+  EXPECT_EQ(b.read_register(ro::reg::kRequestsReceived.address), 2u);
+  EXPECT_EQ(b.read_register(ro::reg::kRequestsNotFound.address), 1u);
+  EXPECT_EQ(b.read_register(ro::reg::kRequestsServed.address), 1u);
+  EXPECT_EQ(b.read_register(ro::reg::kRequestsTooLate.address), 0u);
 }
 
 TEST_F(EmulatedReadoutBoardTest, CorruptedRequestGetsOneBadRequest) {
@@ -454,8 +475,10 @@ TEST_F(EmulatedReadoutBoardTest, GateDisabledIsOneEndlessSpillZero) {
   ASSERT_EQ(second.particles.size(), kParticles);
   EXPECT_EQ(first.particles.front().spill, 0u);
   EXPECT_EQ(second.particles.front().spill, 0u);
-  EXPECT_EQ(second.particles.front().particle, kParticles);  // numbering goes on
-  EXPECT_EQ(second.particles.back().particle, 2 * kParticles - 1);
+  EXPECT_EQ(first.particles.front().particle, 1u);
+  EXPECT_EQ(first.particles.back().particle, kParticles);
+  EXPECT_EQ(second.particles.front().particle, kParticles + 1);  // numbering goes on
+  EXPECT_EQ(second.particles.back().particle, 2 * kParticles);
   EXPECT_TRUE(first.begins.empty());
 }
 
@@ -470,8 +493,9 @@ TEST_F(EmulatedReadoutBoardTest, LostFragmentsAreNotBufferedAndTooLate) {
   std::uint32_t lost = 0;
   std::uint32_t last_lost = 0;
   ASSERT_EQ(w.particles.size(), kParticles);
-  for (std::uint32_t p = 0; p < kParticles; ++p) {
-    EXPECT_EQ(w.particles[p].not_buffered, msadc.loses(kSpill, p)) << p;
+  for (std::uint32_t p = 1; p <= kParticles; ++p) {
+    ASSERT_EQ(w.particles[p - 1].particle, p);
+    EXPECT_EQ(w.particles[p - 1].not_buffered, msadc.loses(kSpill, p)) << p;
     if (msadc.loses(kSpill, p)) {
       ++lost;
       last_lost = p;
@@ -499,9 +523,9 @@ TEST_F(EmulatedReadoutBoardTest, FullModePushesEveryEvent) {
   ASSERT_EQ(w.particles.size(), kParticles);
   ASSERT_EQ(w.full_events.size(), kParticles);
   const auto msadc = reference();
-  for (std::uint32_t p = 0; p < kParticles; p += 37) {
-    EXPECT_EQ(w.full_events[p].particle, p);
-    EXPECT_EQ(w.full_blocks[p], block_of(msadc, kSpill, p));
+  for (std::uint32_t p = 1; p <= kParticles; p += 37) {
+    EXPECT_EQ(w.full_events[p - 1].particle, p);
+    EXPECT_EQ(w.full_blocks[p - 1], block_of(msadc, kSpill, p));
   }
   // Each summary packet comes before the full events of its particles.
   EXPECT_EQ(w.types.front(), ro::MessageType::SummaryPacket);
@@ -536,9 +560,11 @@ TEST_F(EmulatedReadoutBoardTest, ThresholdAndIntegralFollowTheRegisters) {
   ASSERT_EQ(b.begin_spill(kSpill, msg), 3u);
   const auto w = walk(stream(b, 64));
   const auto msadc = reference();
-  for (std::uint32_t p = 0; p < 64; ++p) {
+  ASSERT_GE(w.particles.size(), 64u);
+  for (std::uint32_t p = 1; p <= 64; ++p) {
     const auto expected = expected_summaries(msadc, kSpill, p, 200);
-    ASSERT_EQ(w.particle_summaries[p].size(), expected.size()) << p;
+    ASSERT_EQ(w.particles[p - 1].particle, p);
+    ASSERT_EQ(w.particle_summaries[p - 1].size(), expected.size()) << p;
     std::vector<std::uint32_t> block(msadc.max_fragment_words());
     const std::size_t n = msadc.read_event(kSpill, p, block);
     std::size_t k = 0;
@@ -550,9 +576,9 @@ TEST_F(EmulatedReadoutBoardTest, ThresholdAndIntegralFollowTheRegisters) {
       const int pedestal = (ch.sample(0) + ch.sample(1) + ch.sample(2) + ch.sample(3)) / 4;
       long area = 0;
       for (std::size_t i = 0; i < ch.n_samples; ++i) area += ch.sample(i) - pedestal;
-      EXPECT_EQ(ro::channel_summary(w.particle_summaries[p][k]).value,
+      EXPECT_EQ(ro::channel_summary(w.particle_summaries[p - 1][k]).value,
                 static_cast<std::uint32_t>(std::clamp(area, 0L, 0xFFFFL)));
-      EXPECT_EQ(ro::channel_summary(w.particle_summaries[p][k]).time, expected[k].time);
+      EXPECT_EQ(ro::channel_summary(w.particle_summaries[p - 1][k]).time, expected[k].time);
       ++k;
     });
     EXPECT_EQ(k, expected.size());

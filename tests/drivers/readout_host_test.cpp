@@ -28,7 +28,8 @@ fw::ChannelMap ecal_map() {
   return fw::ChannelMap(std::move(e));
 }
 
-/// Accepts every tenth particle; records what the host hands on.
+/// Accepts every tenth particle (10, 20, ..., particles counting from 1);
+/// records what the host hands on.
 struct EveryTenth : ReadoutSink {
   bool on_particle(const ro::ParticleSummary& p) override {
     particles.push_back(p.particle);
@@ -43,6 +44,29 @@ struct EveryTenth : ReadoutSink {
 
   std::vector<std::uint32_t> particles;
   std::size_t summaries = 0;
+  std::vector<ro::EventRef> events;
+  std::vector<std::vector<std::uint32_t>> blocks;
+  std::vector<std::pair<ro::EventRef, RequestOutcome>> lost;
+};
+
+/// Accepts no particle; records the spill messages and the requests' ends,
+/// and how many particles it had seen when each spill message came.
+struct SpillRecorder : ReadoutSink {
+  bool on_particle(const ro::ParticleSummary&) override {
+    ++particles;
+    return false;
+  }
+  void on_spill_begin(const ro::SpillBegin& m) override { begins.emplace_back(m, particles); }
+  void on_spill_end(const ro::SpillEnd& m) override { ends.emplace_back(m, particles); }
+  void on_event(const ro::EventAnswer& a) override {
+    events.push_back(a.ref);
+    blocks.emplace_back(a.block.begin(), a.block.end());
+  }
+  void on_lost(const ro::EventRef& ref, RequestOutcome outcome) override { lost.emplace_back(ref, outcome); }
+
+  std::size_t particles = 0;
+  std::vector<std::pair<ro::SpillBegin, std::size_t>> begins;
+  std::vector<std::pair<ro::SpillEnd, std::size_t>> ends;
   std::vector<ro::EventRef> events;
   std::vector<std::vector<std::uint32_t>> blocks;
   std::vector<std::pair<ro::EventRef, RequestOutcome>> lost;
@@ -113,11 +137,11 @@ TEST_F(ReadoutHostTest, MatchesEveryAnswerToItsRequestAndCountsExactly) {
   EveryTenth sink;
   run_spill(host, sink);
   ASSERT_EQ(sink.particles.size(), kParticles);
-  EXPECT_EQ(host.pending(), 30u);  // particles 0, 10, ..., 290
+  EXPECT_EQ(host.pending(), 30u);  // particles 10, 20, ..., 300
 
-  // Requests sent after the whole spill: the board holds particles 200-299.
-  // Message 1 (0-70): too late. Message 2 (80-150): lost on the link.
-  // Message 3 (160-230): 4 too late, 4 events. Message 4 (240-290), after the
+  // Requests sent after the whole spill: the board holds particles 201-300.
+  // Message 1 (10-80): too late. Message 2 (90-160): lost on the link.
+  // Message 3 (170-240): 4 too late, 4 events. Message 4 (250-300), after the
   // board's buffer was emptied: not found.
   const auto m1 = take(host, 0);
   ASSERT_EQ(m1.size(), ro::event_requests_words(8));
@@ -171,17 +195,19 @@ TEST_F(ReadoutHostTest, MatchesEveryAnswerToItsRequestAndCountsExactly) {
 
   ASSERT_EQ(sink.events.size(), 4u);
   for (std::size_t k = 0; k < 4; ++k) {
-    const std::uint32_t particle = 200 + 10 * static_cast<std::uint32_t>(k);
+    const std::uint32_t particle = 210 + 10 * static_cast<std::uint32_t>(k);
     EXPECT_EQ(sink.events[k].particle, particle);
     EXPECT_EQ(sink.events[k].spill, kSpill);
     EXPECT_EQ(sink.blocks[k], block_of(particle));
   }
   ASSERT_EQ(sink.lost.size(), 26u);
-  EXPECT_EQ(sink.lost[0].first.particle, 0u);
+  EXPECT_EQ(sink.lost[0].first.particle, 10u);
   EXPECT_EQ(sink.lost[0].second, RequestOutcome::TooLate);
-  EXPECT_EQ(sink.lost[12].first.particle, 240u);
+  EXPECT_EQ(sink.lost[11].first.particle, 200u);  // the last too late: the buffer starts at 201
+  EXPECT_EQ(sink.lost[11].second, RequestOutcome::TooLate);
+  EXPECT_EQ(sink.lost[12].first.particle, 250u);
   EXPECT_EQ(sink.lost[12].second, RequestOutcome::NotFound);
-  EXPECT_EQ(sink.lost[18].first.particle, 80u);
+  EXPECT_EQ(sink.lost[18].first.particle, 90u);
   EXPECT_EQ(sink.lost[18].second, RequestOutcome::Unanswered);
   EXPECT_EQ(host.counts().unexpected_answers, 0u);
   EXPECT_EQ(host.counts().decode_errors, 0u);
@@ -207,7 +233,7 @@ TEST_F(ReadoutHostTest, MalformedRequestMessageEndsAllItsRequests) {
   EXPECT_EQ(host.spill(kSpill).bad_request, 8u);
   EXPECT_EQ(host.in_flight(), 0u);
   ASSERT_EQ(sink.lost.size(), 8u);
-  EXPECT_EQ(sink.lost[7].first.particle, 70u);
+  EXPECT_EQ(sink.lost[7].first.particle, 80u);  // message 1: particles 10-80
   EXPECT_EQ(sink.lost[7].second, RequestOutcome::BadRequest);
   // A duplicate of the same answer matches nothing.
   EXPECT_EQ(host.consume(a1, sink), 5u);
@@ -228,7 +254,7 @@ TEST_F(ReadoutHostTest, CorruptMessageIsCountedAndTheWalkGoesOn) {
   words.insert(words.end(), status.begin(), status.end());
   std::size_t messages = 0;
   for (std::size_t pos = 0; pos < words.size(); ++messages) pos += words[pos + 1] & 0x3F'FFFFu;
-  // Particle 0's header word 2 (summary packet at word 3, particle at word 3 + 3):
+  // Particle 1's header word 2 (summary packet at word 3, particle at word 3 + 3):
   // a reserved bit, inside a well-framed message.
   words[3 + 3 + 2] |= 0x0000'0400u;
 
@@ -240,11 +266,11 @@ TEST_F(ReadoutHostTest, CorruptMessageIsCountedAndTheWalkGoesOn) {
   ASSERT_TRUE(host.board_status().has_value());
   EXPECT_EQ(host.board_status()->particles, r.particles);
   EXPECT_EQ(host.spill(kSpill).decode_errors, 1u);
-  // The first packet's 64 particles are lost; the packets after it are read.
+  // The first packet's 64 particles (1-64) are lost; the packets after it are read.
   EXPECT_EQ(host.spill(kSpill).particles, r.particles - 64);
   EXPECT_EQ(host.spill(kSpill).missing_particles, 64u);
   ASSERT_EQ(sink.particles.size(), r.particles - 64);
-  EXPECT_EQ(sink.particles.front(), 64u);
+  EXPECT_EQ(sink.particles.front(), 65u);
   ASSERT_EQ(host.errors().size(), 1u);
   EXPECT_EQ(host.errors()[0].error.code, fw::DecodeErrc::ReadoutReservedBits);
   EXPECT_EQ(host.errors()[0].error.offset_bytes, 32u);
@@ -300,6 +326,90 @@ TEST_F(ReadoutHostTest, FullRequestTableCountsNotRequested) {
   EXPECT_EQ(host.pending(), 20u);
   EXPECT_EQ(host.spill(kSpill).requested, 20u);
   EXPECT_EQ(host.spill(kSpill).not_requested, 10u);
+}
+
+TEST_F(ReadoutHostTest, RequestDecidedLaterIsSentAndAnswered) {
+  ReadoutHost host(host_parameters());
+  SpillRecorder sink;
+  run_spill(host, sink);
+  ASSERT_EQ(sink.particles, kParticles);
+  EXPECT_EQ(host.pending(), 0u);  // the sink accepted nothing
+  EXPECT_EQ(host.spill(kSpill).requested, 0u);
+
+  // A trigger that sees every board decides after the summaries: particle 250.
+  ASSERT_TRUE(host.request(kSpill, 250));
+  EXPECT_EQ(host.pending(), 1u);
+  EXPECT_EQ(host.spill(kSpill).requested, 1u);
+  const auto m = take(host, 0);
+  ASSERT_EQ(m.size(), ro::event_requests_words(1));
+  EXPECT_EQ(host.pending(), 0u);
+  EXPECT_EQ(host.in_flight(), 1u);
+  const auto a = answers(m);
+  EXPECT_EQ(host.consume(a, sink), a.size());
+  ASSERT_EQ(sink.events.size(), 1u);
+  EXPECT_EQ(sink.events[0].spill, kSpill);
+  EXPECT_EQ(sink.events[0].particle, 250u);
+  EXPECT_EQ(sink.blocks[0], block_of(250));
+  EXPECT_TRUE(sink.lost.empty());
+  EXPECT_EQ(host.in_flight(), 0u);
+  const HostSpillCounts& c = host.spill(kSpill);
+  EXPECT_EQ(c.requested, 1u);
+  EXPECT_EQ(c.completed, 1u);
+  EXPECT_EQ(c.not_requested, 0u);
+  EXPECT_EQ(c.in_flight(), 0u);
+  EXPECT_EQ(host.counts().unexpected_answers, 0u);
+}
+
+TEST_F(ReadoutHostTest, RequestIntoAFullTableIsRefusedAndCounted) {
+  ReadoutHostParameters p = host_parameters();
+  p.max_in_flight = 2;
+  ReadoutHost host(p);
+  ASSERT_TRUE(host.request(kSpill, 250));
+  ASSERT_TRUE(host.request(kSpill, 251));
+  EXPECT_FALSE(host.request(kSpill + 1, 7));  // counted in the spill it names
+  EXPECT_FALSE(host.request(kSpill, 252));
+  EXPECT_EQ(host.pending(), 2u);
+  EXPECT_EQ(host.spill(kSpill).requested, 2u);
+  EXPECT_EQ(host.spill(kSpill).not_requested, 1u);
+  EXPECT_EQ(host.spill(kSpill + 1).requested, 0u);
+  EXPECT_EQ(host.spill(kSpill + 1).not_requested, 1u);
+  // Sent, the requests still hold their slots until answered.
+  const auto m = take(host, 0);
+  ASSERT_EQ(m.size(), ro::event_requests_words(2));
+  EXPECT_FALSE(host.request(kSpill, 253));
+  EXPECT_EQ(host.spill(kSpill).not_requested, 2u);
+  // Answered (the board saw no spill: not found), they free their slots.
+  SpillRecorder sink;
+  const auto a = answers(m);
+  EXPECT_EQ(host.consume(a, sink), a.size());
+  ASSERT_EQ(sink.lost.size(), 2u);
+  EXPECT_EQ(sink.lost[0].second, RequestOutcome::NotFound);
+  EXPECT_EQ(host.in_flight(), 0u);
+  EXPECT_TRUE(host.request(kSpill, 253));
+  EXPECT_EQ(host.spill(kSpill).requested, 3u);
+  EXPECT_EQ(host.spill(kSpill).not_requested, 2u);
+}
+
+TEST_F(ReadoutHostTest, SinkHearsTheSpillBeginAndEndOnce) {
+  ReadoutHost host(host_parameters());
+  SpillRecorder sink;
+  run_spill(host, sink);
+  std::vector<std::uint32_t> end(9);
+  ASSERT_EQ(board_.end_spill(end), 9u);
+  EXPECT_EQ(host.consume(end, sink), 9u);
+
+  ASSERT_EQ(sink.begins.size(), 1u);
+  EXPECT_EQ(sink.begins[0].first.spill, kSpill);
+  EXPECT_EQ(sink.begins[0].first.source_id, kSource);
+  EXPECT_EQ(sink.begins[0].second, 0u);  // before the spill's particles
+  ASSERT_EQ(sink.ends.size(), 1u);
+  EXPECT_EQ(sink.ends[0].first.spill, kSpill);
+  EXPECT_EQ(sink.ends[0].first.source_id, kSource);
+  EXPECT_EQ(sink.ends[0].first.counters, board_.spill_counters());
+  EXPECT_EQ(sink.ends[0].first.counters.particles, kParticles);
+  EXPECT_EQ(sink.ends[0].second, kParticles);  // after them
+  EXPECT_TRUE(host.spill(kSpill).begun);
+  EXPECT_TRUE(host.spill(kSpill).ended);
 }
 
 TEST(ReadoutHost, RejectsBadParameters) {

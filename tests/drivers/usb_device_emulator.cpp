@@ -559,7 +559,9 @@ std::optional<std::size_t> UsbMsadcModel::bulk_in(std::uint8_t, std::span<std::u
   };
   flush();
   if (spill_on_ && outgoing_.empty()) {
-    const std::uint32_t allowed = std::min(total_, hold_from_.value_or(total_));
+    // Particles count from 1: held from particle p, the first p - 1 go out.
+    const std::uint32_t allowed =
+        hold_from_ ? std::min(total_, *hold_from_ == 0 ? 0u : *hold_from_ - 1) : total_;
     while (board_->particles_left() > 0 && streamed_ < allowed && n < cap) {
       // Held: room for a few more particles than allowed only.
       std::size_t room = cap - n;

@@ -306,7 +306,7 @@ TEST_F(UsbMsadcTest, IdleTransfersTimeOutAndTheStreamGoesOn) {
 TEST_F(UsbMsadcTest, AnswersWaveformRequestsByteIdentically) {
   auto& d = driver();
   open_and_configure(d);
-  sink_.wanted = {250, 251, 260, 299};
+  sink_.wanted = {250, 251, 260, 300};  // 300: the last particle
   ASSERT_TRUE(d.start_streaming());
   ASSERT_TRUE(board_->begin_spill(kSpill));
   ASSERT_TRUE(spill_ended(kSpill));
@@ -318,7 +318,7 @@ TEST_F(UsbMsadcTest, AnswersWaveformRequestsByteIdentically) {
   ASSERT_TRUE(sink_.wait([&] { return sink_.events.size() == 4; }));
 
   std::lock_guard lock(sink_.mu);
-  const std::uint32_t particles[] = {250, 251, 260, 299};
+  const std::uint32_t particles[] = {250, 251, 260, 300};
   for (std::size_t i = 0; i < 4; ++i) {
     EXPECT_EQ(sink_.events[i].first.spill, kSpill);
     EXPECT_EQ(sink_.events[i].first.particle, particles[i]);
@@ -336,7 +336,7 @@ TEST_F(UsbMsadcTest, AnswersWaveformRequestsByteIdentically) {
 TEST_F(UsbMsadcTest, AnswersALateRequestTooLate) {
   auto& d = driver();
   open_and_configure(d);
-  sink_.wanted = {3, 280};  // the buffer holds the last 100 particles: 200-299
+  sink_.wanted = {3, 280};  // the buffer holds the last 100 particles: 201-300
   ASSERT_TRUE(d.start_streaming());
   ASSERT_TRUE(board_->begin_spill(kSpill));
   ASSERT_TRUE(spill_ended(kSpill));
@@ -359,7 +359,8 @@ TEST_F(UsbMsadcTest, AnswersALateRequestTooLate) {
 
 TEST_F(UsbMsadcTest, UnplugMidSpillLosesTheSourceAndReplugReopensIt) {
   // A board that stops sending at particle 100 (packets of 8 particles), so
-  // that the cable goes mid-spill with every transfer in flight.
+  // that the cable goes mid-spill with every transfer in flight: particles
+  // 1-99 go out, and maybe a few more of the last packet.
   UsbMsadcModel& slow = plug(2, 2, 8);
   slow.hold_from(100);
   UsbMsadcOptions o;
@@ -371,7 +372,7 @@ TEST_F(UsbMsadcTest, UnplugMidSpillLosesTheSourceAndReplugReopensIt) {
   ASSERT_TRUE(slow.begin_spill(kSpill));
   ASSERT_TRUE(sink_.wait([&] {
     const auto seen = sink_.host.spill(kSpill).particles;
-    return seen >= 100 && seen == slow.particles_streamed();
+    return seen >= 99 && seen == slow.particles_streamed();
   }));
 
   testbed_->unplug(*devices_[1]);

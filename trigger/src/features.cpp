@@ -4,14 +4,16 @@
 #include <algorithm>
 
 #include "na64/firmware/msadc.hpp"
+#include "na64/firmware/msadc_readout.hpp"
 
 namespace na64::trigger {
 
 namespace fw = na64::firmware;
+namespace ro = na64::firmware::msadc_readout;
 
-fw::Decoded<fw::Checked> FeatureExtractor::extract(const eventbuilder::BuiltDesc& desc,
-                                                   std::span<const std::uint32_t> slot, EventFeatures& out,
-                                                   std::uint32_t& bad_source) const noexcept {
+namespace {
+
+void clear(EventFeatures& out) noexcept {
   out.energy_gev.fill(0.0f);
   out.amplitude_adc.fill(0.0f);
   out.pedestal_adc.fill(0.0f);
@@ -20,6 +22,33 @@ fw::Decoded<fw::Checked> FeatureExtractor::extract(const eventbuilder::BuiltDesc
   out.unmapped = 0;
   out.missing_channels = 0;
   out.first_missing_source = 0;
+}
+
+// The detector sums the trigger lines use, from the cell energies.
+void detector_sums(EventFeatures& out) noexcept {
+  const auto sum = [&](fw::Detector d) {
+    const auto& g = fw::geometry(d);
+    float s = 0;
+    for (std::size_t i = 0; i < std::size_t{g.nx} * g.ny; ++i) s += out.energy_gev[g.first_cell + i];
+    return s;
+  };
+  out.preshower_gev = sum(fw::Detector::Ecal0);
+  out.ecal_gev = out.preshower_gev + sum(fw::Detector::Ecal1);
+  out.hcal_gev = sum(fw::Detector::Hcal0) + sum(fw::Detector::Hcal1) + sum(fw::Detector::Hcal2) +
+                 sum(fw::Detector::Hcal3);
+  for (std::uint32_t m = 0; m < 3; ++m) out.srd_gev[m] = out.energy_gev[fw::cell_index(fw::Detector::Srd, m, 0)];
+  for (std::uint32_t c = 0; c < 3; ++c) {
+    out.veto_gev[c] = 0.5f * (out.energy_gev[fw::cell_index(fw::Detector::Veto, c, 0)] +
+                              out.energy_gev[fw::cell_index(fw::Detector::Veto, c, 1)]);
+  }
+}
+
+}  // namespace
+
+fw::Decoded<fw::Checked> FeatureExtractor::extract(const eventbuilder::BuiltDesc& desc,
+                                                   std::span<const std::uint32_t> slot, EventFeatures& out,
+                                                   std::uint32_t& bad_source) const noexcept {
+  clear(out);
   const float zs = static_cast<float>(config_.zero_suppression_adc);
   fw::Decoded<fw::Checked> status = fw::Checked{};
   eventbuilder::for_each_fragment(desc, slot, [&](const eventbuilder::BuiltFragment& frag) {
@@ -71,22 +100,38 @@ fw::Decoded<fw::Checked> FeatureExtractor::extract(const eventbuilder::BuiltDesc
     }
   });
 
-  const auto sum = [&](fw::Detector d) {
-    const auto& g = fw::geometry(d);
-    float s = 0;
-    for (std::size_t i = 0; i < std::size_t{g.nx} * g.ny; ++i) s += out.energy_gev[g.first_cell + i];
-    return s;
-  };
-  out.preshower_gev = sum(fw::Detector::Ecal0);
-  out.ecal_gev = out.preshower_gev + sum(fw::Detector::Ecal1);
-  out.hcal_gev = sum(fw::Detector::Hcal0) + sum(fw::Detector::Hcal1) + sum(fw::Detector::Hcal2) +
-                 sum(fw::Detector::Hcal3);
-  for (std::uint32_t m = 0; m < 3; ++m) out.srd_gev[m] = out.energy_gev[fw::cell_index(fw::Detector::Srd, m, 0)];
-  for (std::uint32_t c = 0; c < 3; ++c) {
-    out.veto_gev[c] = 0.5f * (out.energy_gev[fw::cell_index(fw::Detector::Veto, c, 0)] +
-                              out.energy_gev[fw::cell_index(fw::Detector::Veto, c, 1)]);
-  }
+  detector_sums(out);
   return status;
+}
+
+std::uint32_t SummaryExtractor::extract(const eventbuilder::BuiltDesc& desc, std::span<const std::uint32_t> slot,
+                                        EventFeatures& out) const noexcept {
+  clear(out);
+  const float zs = static_cast<float>(config_.zero_suppression_adc);
+  std::uint32_t not_buffered = 0;
+  eventbuilder::for_each_fragment(desc, slot, [&](const eventbuilder::BuiltFragment& frag) {
+    if (frag.words.size() < kSummaryHeadWords) return;
+    if ((frag.words[1] & kSummaryNotBuffered) != 0) not_buffered |= 1u << frag.source_slot;
+    const bool source_mapped = frag.source_slot < map_->sources().size();
+    for (const std::uint32_t w : frag.words.subspan(kSummaryHeadWords)) {
+      const ro::ChannelSummary cs = ro::channel_summary(w);
+      ++out.channels;
+      const std::uint32_t chip_channel = cs.adc_id * 16 + cs.channel;
+      const std::int16_t cell =
+          source_mapped ? map_->cell_of(frag.source_slot, cs.port, chip_channel) : fw::ChannelMap::kUnmapped;
+      if (cell == fw::ChannelMap::kUnmapped) {
+        ++out.unmapped;
+        continue;
+      }
+      const auto c = static_cast<std::size_t>(cell);
+      const float amp = static_cast<float>(cs.value);
+      out.amplitude_adc[c] = amp;
+      out.peak_time_ns[c] = static_cast<float>(cs.time_samples() * kSamplePeriodNs);
+      out.energy_gev[c] = amp >= zs ? amp * map_->gev_per_count(static_cast<std::uint16_t>(c)) : 0.0f;
+    }
+  });
+  detector_sums(out);
+  return not_buffered;
 }
 
 }  // namespace na64::trigger

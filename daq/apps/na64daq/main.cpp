@@ -314,7 +314,20 @@ int command_check(const std::vector<std::string_view>& args) {
                "end-of-run {}), {} equipments, {} channels, {} errors\n",
                file, c.bytes, c.events, c.by_type[1], c.by_type[5], c.by_type[7], c.by_type[6], c.by_type[2],
                c.equipments, c.channels, c.errors.size());
-    for (const auto& e : c.errors) fmt::print(stderr, "  {}\n", e);
+    std::uint64_t flagged = 0;
+    for (const std::uint64_t n : c.missing) flagged += n;
+    if (c.tracker_hits != 0 || flagged != 0) {
+      std::string reasons;
+      for (std::size_t r = 1; r < c.missing.size(); ++r) {
+        if (c.missing[r] != 0) {
+          reasons += fmt::format(", {} {}", c.missing[r], na64::firmware::to_string(static_cast<na64::firmware::MissingReason>(r)));
+        }
+      }
+      fmt::print("  {} tracker hits, {} equipments flagged missing{}\n", c.tracker_hits, flagged, reasons);
+    }
+    constexpr std::size_t kShownErrors = 20;
+    for (std::size_t i = 0; i < c.errors.size() && i < kShownErrors; ++i) fmt::print(stderr, "  {}\n", c.errors[i]);
+    if (c.errors.size() > kShownErrors) fmt::print(stderr, "  ... and {} more\n", c.errors.size() - kShownErrors);
     if (!c.errors.empty()) rc = kExitRunError;
   }
   return rc;

@@ -4,6 +4,9 @@
 #pragma once
 
 #include <array>
+#include <chrono>
+#include <optional>
+#include <vector>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -28,6 +31,37 @@ struct RunSettings {
   std::uint64_t max_chunk_bytes = 1ull << 30;
 };
 
+enum class ReadoutMode : std::uint8_t { Direct, TwoLevel };
+
+struct UsbBoardSettings {
+  std::uint32_t source = 0;
+  std::optional<std::uint8_t> bus;
+  std::optional<std::uint8_t> address;
+  std::uint16_t vendor_id = 0x1209;
+  std::uint16_t product_id = 0x0001;
+};
+
+enum class TrackerKind : std::uint8_t { Micromegas, Gem, Straw };
+[[nodiscard]] const char* to_string(TrackerKind k) noexcept;
+
+struct TrackerSettings {
+  TrackerKind kind = TrackerKind::Micromegas;
+  std::uint32_t source = 0;
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 0;  ///< 0: an emulated front-end started by the run
+};
+
+struct ReadoutSettings {
+  ReadoutMode mode = ReadoutMode::Direct;
+  std::uint32_t latency_depth = 65536;
+  std::chrono::milliseconds completion_timeout{1000};
+  std::vector<UsbBoardSettings> usb;
+  std::vector<TrackerSettings> trackers;
+  std::string record_dir;  ///< empty: no recording
+  std::string replay_dir;  ///< empty: read the boards
+  bool replay_paced = false;
+};
+
 struct DaqConfig {
   RunSettings run;
   drivers::BeamParameters beam;
@@ -37,6 +71,7 @@ struct DaqConfig {
   trigger::ExtractionConfig extraction;
   eventbuilder::BuilderConfig builder;
   std::uint32_t ring_slots = 4096;
+  ReadoutSettings readout;
   std::string text;  ///< the configuration exactly as read
   std::array<std::uint8_t, 32> hash{};  ///< SHA-256 of `text`
 };

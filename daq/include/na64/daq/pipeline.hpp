@@ -17,9 +17,28 @@
 #include "na64/daq/steering.hpp"
 #include "na64/eventbuilder/event_builder.hpp"
 #include "na64/eventbuilder/spill_clock.hpp"
+#include "na64/firmware/run_record.hpp"
 #include "na64/trigger/menu.hpp"
 
 namespace na64::daq {
+
+/// The two-level readout's completion of accepted events, per spill.
+struct CompletionCounters {
+  std::uint64_t requested = 0;   ///< accepted events sent for completion
+  std::uint64_t completed = 0;   ///< written with every source's data
+  std::uint64_t incomplete = 0;  ///< written with at least one source flagged missing
+  /// Incomplete events by the reason of their first missing source (slot order).
+  std::array<std::uint64_t, firmware::kNumMissingReasons> by_reason{};
+  std::uint64_t late_answers = 0;  ///< answers that came after their event was written
+
+  void add(const CompletionCounters& o) noexcept {
+    requested += o.requested;
+    completed += o.completed;
+    incomplete += o.incomplete;
+    for (std::size_t r = 0; r < by_reason.size(); ++r) by_reason[r] += o.by_reason[r];
+    late_answers += o.late_answers;
+  }
+};
 
 /// Counts of one spill (or a whole run), as the summary file holds them.
 struct SpillSummary {
@@ -37,6 +56,7 @@ struct SpillSummary {
   std::uint32_t shadow_set = 0;     ///< 0: none evaluated
   std::array<std::uint64_t, trigger::kNumLines> shadow_accepted{};  ///< per line, by the shadow set
   std::array<std::uint64_t, trigger::kNumLines> shadow_overlap{};   ///< per line, fired by both sets
+  CompletionCounters completion;    ///< two-level readout only
 };
 
 struct RunSummary {
@@ -59,6 +79,9 @@ struct RunOptions {
   /// given here must be made for the configuration's sources and the run's spills.
   ThresholdBoard* thresholds = nullptr;
   eventbuilder::SpillClock* clock = nullptr;
+  /// DATE time of the start of run, Unix seconds; 0: now. Spill events take
+  /// the time their spill began (as the readout saw it, or as recorded).
+  std::uint32_t start_time_s = 0;
 };
 
 /// The spill clock run_simulated() would make for this configuration.

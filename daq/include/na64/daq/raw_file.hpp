@@ -12,6 +12,7 @@
 
 #include "na64/firmware/date_event.hpp"
 #include "na64/firmware/msadc.hpp"
+#include "na64/firmware/run_record.hpp"
 
 namespace na64::daq {
 
@@ -22,6 +23,9 @@ struct FileCheck {
   std::array<std::uint64_t, 16> by_type{};  ///< index = DATE event type
   std::uint64_t equipments = 0;
   std::uint64_t channels = 0;
+  std::uint64_t tracker_hits = 0;  ///< APV strips and straw hits of the trackers the start of run names
+  /// Equipments flagged as missing their source's data, by reason (raw-data format v2).
+  std::array<std::uint64_t, firmware::kNumMissingReasons> missing{};
   std::vector<std::string> errors;  ///< "file: message"; the file is not read past an event error
 };
 
@@ -38,7 +42,9 @@ using ChannelVisitor =
     std::function<void(const firmware::DateHeader&, std::uint32_t source_id, const firmware::MsadcChannel&)>;
 
 /// Reads a whole DATE file and validates every event (DOMAIN.md 4) and every
-/// MSADC payload. A bad event ends the reading, as it does for the
+/// payload: MSADC, or APV / straw TDC for the tracker sources that the start
+/// of run's configuration record names (tracker blocks carry the particle's
+/// number, DATE word 10). A bad event ends the reading, as it does for the
 /// collaboration's decoder; a bad payload is reported and reading goes on.
 [[nodiscard]] FileCheck check_date_file(const std::filesystem::path& path, const ChannelVisitor& visit = {});
 

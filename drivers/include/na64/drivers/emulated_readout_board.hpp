@@ -54,13 +54,12 @@ struct RequestsResult {
   bool taken = true;
 };
 
-/// Particle numbers are the protocol's, counted from 0 in each spill; the
-/// board's particle p is the beam's particle p (NA64Beam::generate and
-/// EmulatedMsadcBoard::read_event with the same number, so the ADC event
-/// field is p & 0xFFF). A spill of the gate holds the beam's
-/// particles_per_spill particles, 0 to N-1. The board time stamp is the
-/// particle's arrival time in 12.5 ns ticks (0 for particle 0, to which the
-/// beam, numbering from 1, gives no arrival time).
+/// Particle numbers are the protocol's, counted from 1 in each spill as
+/// the beam numbers them; the board's particle p is the beam's particle p
+/// (NA64Beam::generate and EmulatedMsadcBoard::read_event with the same
+/// number, so the ADC event field is p & 0xFFF). A spill of the gate holds
+/// the beam's particles_per_spill particles, 1 to N. The board time stamp is
+/// the particle's arrival time in 12.5 ns ticks.
 ///
 /// Emulation choices:
 /// - The latency buffer remembers which events it holds, not their words:

@@ -36,6 +36,9 @@ class ReadoutSink {
   virtual ~ReadoutSink() = default;
   /// One particle's summaries. Returns true to request its full event.
   virtual bool on_particle(const firmware::msadc_readout::ParticleSummary& p) = 0;
+  /// The board opened and closed its spill gate.
+  virtual void on_spill_begin(const firmware::msadc_readout::SpillBegin& m) { (void)m; }
+  virtual void on_spill_end(const firmware::msadc_readout::SpillEnd& m) { (void)m; }
   /// The full event of a request. `answer.block` points into the consumed buffer.
   virtual void on_event(const firmware::msadc_readout::EventAnswer& answer) { (void)answer; }
   /// A request that ended without its event.
@@ -111,6 +114,11 @@ class ReadoutHost {
   /// A corrupt but well-framed message is counted and skipped by its length;
   /// a header that does not decode ends this buffer. Returns the words walked.
   std::size_t consume(std::span<const std::uint32_t> words, ReadoutSink& sink) noexcept;
+
+  /// Queues a request for (spill, particle), decided later than its
+  /// summaries arrived (by a trigger that sees every board). False, counted
+  /// not_requested in the spill, when the request table is full.
+  [[nodiscard]] bool request(std::uint32_t spill, std::uint32_t particle) noexcept;
 
   /// Requests accepted and not yet taken.
   [[nodiscard]] std::size_t pending() const noexcept { return static_cast<std::size_t>(next_seq_ - next_pending_seq_); }

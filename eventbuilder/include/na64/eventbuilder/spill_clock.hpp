@@ -98,6 +98,14 @@ class SpillClock {
     return announced_;
   }
 
+  /// True when the run has ended with `spill` the last spill announced:
+  /// nothing follows it. For a reader that follows spills without taking
+  /// part in them (the host side of a link whose board the beam gates).
+  [[nodiscard]] bool over_after(std::uint32_t spill) const {
+    std::lock_guard lock(m_);
+    return ended_ && announced_ <= spill;
+  }
+
   // --- run control ---
 
   /// No spill is announced while paused; the spill in progress goes on.

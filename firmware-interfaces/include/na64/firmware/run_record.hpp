@@ -62,4 +62,20 @@ inline void put_trigger_record(DateHeader& h, const TriggerRecord& r) noexcept {
   return {h.attributes[0], h.attributes[1] >> 8, h.attributes[1] & 0xFFu};
 }
 
+/// Why a physics event of the two-level readout lacks a source's data. The
+/// source is still written, as an equipment with an empty S-Link block (so
+/// that the decoder finds every mapped source), and this reason in the
+/// equipment header's attribute word 0; 0 for a source with its data.
+enum class MissingReason : std::uint8_t {
+  None = 0,
+  Late = 1,            ///< no answer in time (the completion timeout), or the board answered too late
+  LostSource = 2,      ///< the source was lost (unplugged, disconnected, silent past the builder timeout)
+  BufferOverflow = 3,  ///< the board's latency buffer was full when the particle came
+  NotFound = 4,        ///< the front-end never recorded the event
+  Refused = 5,         ///< the front-end refused the request (bad request)
+  NoSummary = 6,       ///< the board sent no summary of the particle, so it was not requested
+};
+inline constexpr std::size_t kNumMissingReasons = 7;
+[[nodiscard]] const char* to_string(MissingReason r) noexcept;
+
 }  // namespace na64::firmware

@@ -22,6 +22,14 @@ struct SadcMapLine {
 /// (so the decoder does not guess the chip from the format byte), and a
 /// ChipSADC version 2 / "xy data_format3" section with one line per channel.
 /// `comment` goes into an XML comment at the top (never a '#' line).
-[[nodiscard]] std::string write_sadc_map(std::span<const SadcMapLine> lines, const std::string& comment);
+/// Another source's ChipsCreation line: its chip decoder, e.g. "ChipAPV".
+struct ChipLine {
+  std::uint32_t source_id = 0;
+  std::string chip;
+};
+/// `other_chips` adds ChipsCreation lines for sources read by other chip
+/// decoders (the trackers), so that the decoder does not report them.
+[[nodiscard]] std::string write_sadc_map(std::span<const SadcMapLine> lines, const std::string& comment,
+                                         std::span<const ChipLine> other_chips = {});
 
 }  // namespace na64::firmware

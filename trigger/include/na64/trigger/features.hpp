@@ -64,4 +64,33 @@ class FeatureExtractor {
   ExtractionConfig config_;
 };
 
+/// A summary fragment of the two-level readout, as the chain puts it in the
+/// builder: word 0 the board's time stamp of the particle (12.5 ns ticks),
+/// word 1 flags, then the board's summary words (msadc_readout.hpp), one per
+/// channel above the board's zero-suppression threshold.
+inline constexpr std::size_t kSummaryHeadWords = 2;
+inline constexpr std::uint32_t kSummaryNotBuffered = 1u;  ///< flags bit 0: the board's latency buffer was full
+
+/// Turns a built event's summary fragments into EventFeatures: energy =
+/// summary value (amplitude above pedestal, ADC counts) x calibration, 0
+/// below the zero-suppression threshold; peak time from the summary's time.
+/// Pedestals are not in summaries (0). A channel absent from a summary was
+/// below the board's threshold: 0 GeV, not missing.
+///
+/// Thread safety: const after construction; extract() writes only its output.
+class SummaryExtractor {
+ public:
+  SummaryExtractor(const firmware::ChannelMap& map, ExtractionConfig config) noexcept : map_(&map), config_(config) {}
+
+  /// Fills `out`; returns the mask of source slots whose summary said the
+  /// event was not buffered. Summary words with a field out of range for
+  /// the map (chip channel >= 64) count as unmapped. No allocation.
+  std::uint32_t extract(const eventbuilder::BuiltDesc& desc, std::span<const std::uint32_t> slot,
+                        EventFeatures& out) const noexcept;
+
+ private:
+  const firmware::ChannelMap* map_;
+  ExtractionConfig config_;
+};
+
 }  // namespace na64::trigger

@@ -1,0 +1,299 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "two_level_sources.hpp"
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "na64/drivers/beam.hpp"
+#include "na64/drivers/emulated_readout_board.hpp"
+#include "na64/drivers/emulated_trackers.hpp"
+#include "na64/drivers/usb_msadc.hpp"
+#include "na64/firmware/msadc_readout.hpp"
+
+namespace na64::daq::chain {
+
+namespace ro = na64::firmware::msadc_readout;
+
+namespace {
+
+[[nodiscard]] std::uint64_t unix_ns() noexcept {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+}
+
+/// The register values a run writes into every MSADC board.
+struct BoardSetup {
+  std::uint32_t address;
+  std::uint32_t value;
+};
+std::vector<BoardSetup> board_setup(const DaqConfig& config, std::uint32_t source) {
+  return {
+      {ro::reg::kSourceId.address, source},
+      {ro::reg::kReadoutMode.address, ro::readout_mode_register(ro::ReadoutMode::Summary, ro::SummaryValue::Amplitude)},
+      {ro::reg::kZsThreshold.address, std::min<std::uint32_t>(config.extraction.zero_suppression_adc, 0xFFF)},
+      {ro::reg::kLatencyDepth.address, config.readout.latency_depth},
+      {ro::reg::kSampleCount.address, config.emulator.n_samples},
+  };
+}
+
+/// An MSADC board emulated in the host: the link is a function call. The
+/// board's gate follows the beam's spills (the clock), and the board
+/// streams as fast as the source thread reads, as a board on a link that
+/// is never the bottleneck.
+class InProcessBoardLink final : public links::BoardLink {
+ public:
+  InProcessBoardLink(const DaqConfig& config, std::uint32_t source, const drivers::NA64Beam& beam, eb::SpillClock& clock)
+      : board_(source, config.channel_map, beam, config.emulator,
+               drivers::ReadoutBoardParameters{.latency_capacity = config.readout.latency_depth}),
+        clock_(clock) {
+    for (const BoardSetup& r : board_setup(config, source)) {
+      if (board_.write_register(r.address, r.value) != drivers::RegisterWrite::Done) {
+        throw RunError(fmt::format("source {}: emulated board refused register 0x{:02x}", source, r.address));
+      }
+    }
+    stream_.resize(std::max<std::size_t>(board_.min_stream_words(), 16384));
+    answers_.resize(board_.answer_words_bound(64) * 4);
+  }
+
+  std::size_t poll(std::chrono::microseconds wait, links::BufferSink& sink) override {
+    if (answer_words_ != 0) {
+      sink.on_buffer(std::span<const std::uint32_t>(answers_.data(), answer_words_), unix_ns());
+      answer_words_ = 0;
+      return 1;
+    }
+    if (!board_.gate_open()) {
+      if (clock_.announced() < next_spill_) {
+        std::this_thread::sleep_for(std::min(wait, std::chrono::microseconds(100)));
+        return 0;
+      }
+      busy_ = {};
+      return deliver(board_.begin_spill(next_spill_, stream_).value_or(0), sink);
+    }
+    if (board_.particles_left() != 0) return deliver(board_.stream(stream_).words, sink);
+    const std::size_t n = board_.end_spill(stream_).value_or(0);
+    clock_.spill_done(next_spill_++, busy_);
+    return deliver(n, sink);
+  }
+
+  bool send(std::span<const std::uint32_t> message) override {
+    const std::span<std::uint32_t> room(answers_.data() + answer_words_, answers_.size() - answer_words_);
+    const drivers::RequestsResult r = board_.handle_requests(message, room);
+    if (!r.taken) return false;
+    answer_words_ += r.words;
+    return true;
+  }
+
+  void add_busy(std::chrono::steady_clock::duration busy) override { busy_ += busy; }
+
+ private:
+  std::size_t deliver(std::size_t words, links::BufferSink& sink) {
+    if (words == 0) return 0;
+    sink.on_buffer(std::span<const std::uint32_t>(stream_.data(), words), unix_ns());
+    return 1;
+  }
+
+  drivers::EmulatedReadoutBoard board_;
+  eb::SpillClock& clock_;
+  std::vector<std::uint32_t> stream_;
+  std::vector<std::uint32_t> answers_;
+  std::size_t answer_words_ = 0;
+  std::uint32_t next_spill_ = 1;
+  std::chrono::steady_clock::duration busy_{};
+};
+
+/// A USB MSADC board through the libusb driver. The driver's event thread
+/// copies each completed transfer into a ring the source thread reads.
+class UsbBoardLink final : public links::BoardLink, public drivers::UsbMsadcSink {
+ public:
+  UsbBoardLink(const DaqConfig& config, const UsbBoardSettings& s)
+      : source_(s.source), buffers_(64, 64 * 1024 / 4), driver_(options(s), *this) {
+    if (auto r = driver_.open(); !r) throw RunError(fmt::format("source {}: {}", source_, r.error().message));
+    for (const BoardSetup& reg : board_setup(config, source_)) {
+      if (auto r = driver_.write_register(reg.address, reg.value); !r) {
+        throw RunError(fmt::format("source {}: {}", source_, r.error().message));
+      }
+    }
+  }
+  ~UsbBoardLink() override { stop(); }
+
+  void start() {
+    if (auto r = driver_.start_streaming(); !r) throw RunError(fmt::format("source {}: {}", source_, r.error().message));
+  }
+  void stop() noexcept {
+    stopping_.store(true);
+    driver_.close();
+  }
+
+  std::size_t poll(std::chrono::microseconds wait, links::BufferSink& sink) override {
+    std::size_t n = buffers_.readable(16);
+    if (n == 0) {
+      std::this_thread::sleep_for(std::min(wait, std::chrono::microseconds(100)));
+      n = buffers_.readable(16);
+    }
+    for (std::size_t k = 0; k < n; ++k) {
+      const Buffer& b = buffers_.read_desc(k);
+      sink.on_buffer(buffers_.read_words(k).first(b.words), b.time_ns);
+    }
+    buffers_.consume(n);
+    return n;
+  }
+
+  bool send(std::span<const std::uint32_t> message) override { return driver_.send_requests(message).ok(); }
+  [[nodiscard]] bool lost() const override { return lost_.load(std::memory_order_acquire); }
+  void retry() override {
+    if (!lost()) return;
+    if (auto r = driver_.reopen(); !r) fmt::print(stderr, "na64daq: source {}: not back: {}\n", source_, r.error().message);
+  }
+
+ private:
+  struct Buffer {
+    std::size_t words = 0;
+    std::uint64_t time_ns = 0;
+  };
+
+  static drivers::UsbMsadcOptions options(const UsbBoardSettings& s) {
+    drivers::UsbMsadcOptions o;
+    o.vendor_id = s.vendor_id;
+    o.product_id = s.product_id;
+    o.bus = s.bus;
+    o.address = s.address;
+    return o;
+  }
+
+  // The driver's event thread.
+  void on_words(std::span<const std::uint32_t> words) override {
+    eb::Backoff backoff;
+    while (buffers_.writable(1) == 0) {
+      if (stopping_.load()) return;
+      backoff.pause();
+    }
+    const std::size_t n = std::min(words.size(), buffers_.slot_words());
+    std::memcpy(buffers_.write_words(0).data(), words.data(), n * 4);
+    buffers_.write_desc(0) = Buffer{n, unix_ns()};
+    buffers_.commit(1);
+  }
+  void on_state(drivers::UsbSourceState state, std::string_view why) override {
+    lost_.store(state == drivers::UsbSourceState::Lost, std::memory_order_release);
+    if (state == drivers::UsbSourceState::Lost) fmt::print(stderr, "na64daq: source {} lost: {}\n", source_, why);
+  }
+
+  std::uint32_t source_;
+  eb::SlotRing<Buffer> buffers_;
+  std::atomic<bool> lost_{false};
+  std::atomic<bool> stopping_{false};
+  drivers::UsbMsadcDriver driver_;  // last: its event thread stops first
+};
+
+/// Tracker front-ends emulated in the host, answering at once.
+class InProcessTrackerPort final : public links::TrackerPort {
+ public:
+  InProcessTrackerPort(const drivers::EmulatedTrackers& trackers, TrackerKind kind, std::size_t max_words)
+      : trackers_(trackers), kind_(kind), block_(max_words) {}
+
+  void gate(std::uint32_t spill, bool open, std::uint32_t particles) override {
+    if (open) {
+      gated_ = spill;
+      particles_ = particles;
+    }
+  }
+  bool request(std::uint32_t spill, std::uint32_t particle) override {
+    if (queue_.size() == queue_.capacity()) return false;
+    queue_.push_back({spill, particle});
+    return true;
+  }
+  void poll(std::chrono::microseconds wait, links::TrackerSink& sink) override {
+    if (queue_.empty()) {
+      std::this_thread::sleep_for(std::min(wait, std::chrono::microseconds(100)));
+      return;
+    }
+    for (const RequestRef& r : queue_) {
+      if (r.spill > gated_ || r.particle == 0 || r.particle > particles_) {
+        sink.on_answer(r.spill, r.particle, links::TrackerOutcome::NotFound, {});
+        continue;
+      }
+      std::size_t n = 0;
+      switch (kind_) {
+        case TrackerKind::Micromegas: n = trackers_.write_apv(r.spill, r.particle, drivers::ApvSource::Micromegas, block_); break;
+        case TrackerKind::Gem: n = trackers_.write_apv(r.spill, r.particle, drivers::ApvSource::Gem, block_); break;
+        case TrackerKind::Straw: n = trackers_.write_straw(r.spill, r.particle, block_); break;
+      }
+      sink.on_answer(r.spill, r.particle, links::TrackerOutcome::Data, std::span<const std::uint32_t>(block_.data(), n));
+    }
+    queue_.clear();
+  }
+
+  void reserve(std::size_t n) { queue_.reserve(n); }
+
+ private:
+  const drivers::EmulatedTrackers& trackers_;
+  TrackerKind kind_;
+  std::vector<std::uint32_t> block_;
+  std::vector<RequestRef> queue_;
+  std::uint32_t gated_ = 0;
+  std::uint32_t particles_ = 0;
+};
+
+std::size_t tracker_max_words(const drivers::EmulatedTrackers& t, TrackerKind k) {
+  switch (k) {
+    case TrackerKind::Micromegas: return t.max_apv_words(drivers::ApvSource::Micromegas);
+    case TrackerKind::Gem: return t.max_apv_words(drivers::ApvSource::Gem);
+    case TrackerKind::Straw: return t.max_straw_words();
+  }
+  return 0;
+}
+
+}  // namespace
+
+struct Sources::Emulation {
+  explicit Emulation(const DaqConfig& config) : beam(config.beam), trackers(beam, drivers::TrackerParameters{}) {}
+  drivers::NA64Beam beam;
+  drivers::EmulatedTrackers trackers;
+  std::vector<UsbBoardLink*> usb;
+};
+
+Sources::Sources(const DaqConfig& config, const RunOptions& options, eb::SpillClock& clock, std::stop_token abort)
+    : emulation_(std::make_unique<Emulation>(config)) {
+  (void)options;
+  (void)abort;
+  const auto& map = config.channel_map;
+  for (std::size_t slot = 0; slot < map.sources().size(); ++slot) {
+    const std::uint32_t source = map.sources()[slot];
+    // Sizes from the board emulation of the same configuration, which a real
+    // board's blocks cannot exceed (same channels and sample count).
+    const drivers::EmulatedMsadcBoard sizing(source, map, emulation_->beam, config.emulator);
+    info_.push_back(SourceInfo{source, true, sizing.max_fragment_words(),
+                               trigger::kSummaryHeadWords + sizing.channel_count()});
+    const auto usb = std::find_if(config.readout.usb.begin(), config.readout.usb.end(),
+                                  [&](const UsbBoardSettings& u) { return u.source == source; });
+    if (usb != config.readout.usb.end()) {
+      auto link = std::make_unique<UsbBoardLink>(config, *usb);
+      emulation_->usb.push_back(link.get());
+      boards_.push_back(std::move(link));
+    } else {
+      boards_.push_back(std::make_unique<InProcessBoardLink>(config, source, emulation_->beam, clock));
+    }
+  }
+  for (const TrackerSettings& t : config.readout.trackers) {
+    const std::size_t max_words = tracker_max_words(emulation_->trackers, t.kind);
+    info_.push_back(SourceInfo{t.source, false, max_words, 0});
+    auto port = std::make_unique<InProcessTrackerPort>(emulation_->trackers, t.kind, max_words);
+    port->reserve(4096);
+    trackers_.push_back(std::move(port));
+  }
+}
+
+Sources::~Sources() { stop(); }
+
+void Sources::start(std::stop_token abort) {
+  (void)abort;
+  for (UsbBoardLink* u : emulation_->usb) u->start();
+}
+
+void Sources::stop() noexcept {
+  for (UsbBoardLink* u : emulation_->usb) u->stop();
+}
+
+}  // namespace na64::daq::chain
