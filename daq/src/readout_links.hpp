@@ -28,7 +28,7 @@ class BoardLink {
   /// for the first. Returns how many it handed on.
   virtual std::size_t poll(std::chrono::microseconds wait, BufferSink& sink) = 0;
   /// Sends one event-requests message; false when the link cannot take it
-  /// now (its requests then end unanswered).
+  /// now (try again later).
   virtual bool send(std::span<const std::uint32_t> message) = 0;
   /// True while the board is gone (unplugged, link down).
   [[nodiscard]] virtual bool lost() const { return false; }

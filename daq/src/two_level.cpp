@@ -45,6 +45,8 @@ constexpr std::size_t kRequestSlots = 4096;
 constexpr std::size_t kAnswerSlots = 256;
 /// How long a source thread waits for its link when it has nothing to do.
 constexpr std::chrono::microseconds kPollWait{200};
+/// How often a lost board is looked for.
+constexpr std::chrono::milliseconds kRetryPeriod{100};
 
 [[nodiscard]] std::uint64_t steady_ns() noexcept {
   return static_cast<std::uint64_t>(
@@ -206,30 +208,37 @@ class BoardSourceThread final : public drivers::ReadoutSink, public links::Buffe
       }
     }
     in.consume(n);
-    while (host_.pending() != 0) {
-      const std::size_t words = host_.take_requests(request_words_, steady_ns());
-      if (words == 0) break;
-      // A message the link cannot take ends its requests unanswered (late).
-      (void)link_.send(std::span<const std::uint32_t>(request_words_.data(), words));
+    // A message the link could not take yet (all its transfers busy) goes
+    // first; its requests keep the time they were taken.
+    for (;;) {
+      if (unsent_words_ == 0) unsent_words_ = host_.take_requests(request_words_, steady_ns());
+      if (unsent_words_ == 0) return;
+      if (!link_.send(std::span<const std::uint32_t>(request_words_.data(), unsent_words_))) return;
+      unsent_words_ = 0;
     }
   }
 
   // A lost board sends no spill markers: they are made here, following the
-  // beam's spills, so that the builder releases the other sources' events.
+  // beam's spills, so that the builder releases the other sources' events
+  // (without this board's, as lost: it is silent past the builder timeout).
   void follow_lost() {
-    if (!link_.lost() && !synthesized_) return;
-    if (spill_open_ && !synthesized_) {
-      end_spill(last_particle_);  // unplugged mid-spill: the spill ends where the board stopped
+    const bool lost = link_.lost();
+    if (!lost && !synthesized_) return;
+    if (lost && Clock::now() >= next_retry_) {
+      link_.retry();  // a board that came back is taken back, at the latest for the next spill
+      next_retry_ = Clock::now() + kRetryPeriod;
+    }
+    if (lost && spill_open_ && !synthesized_) {
+      synthesized_ = true;  // unplugged mid-spill: its end is made here too
       return;
     }
     const std::uint32_t announced = clock_.announced();
-    if (spill_open_ && (announced > open_spill_ || clock_.over_after(open_spill_))) {
-      end_spill(0);
+    if (spill_open_ && synthesized_ && (announced > open_spill_ || clock_.over_after(open_spill_))) {
+      end_spill(last_particle_);
       synthesized_ = false;
       return;
     }
-    if (!spill_open_ && link_.lost() && announced > last_ended_) {
-      link_.retry();  // a board that came back is taken back at the next spill
+    if (!spill_open_ && lost && announced > last_ended_) {
       times_.set_if_unset(last_ended_ + 1, unix_now());
       begin_spill(last_ended_ + 1, true);
     }
@@ -242,6 +251,7 @@ class BoardSourceThread final : public drivers::ReadoutSink, public links::Buffe
   SpillTimes& times_;
   drivers::ReadoutHost host_;
   std::vector<std::uint32_t> request_words_;
+  std::size_t unsent_words_ = 0;
   std::stop_token abort_;
   std::size_t filled_ = 0;
   std::uint32_t buffer_time_s_ = 0;
@@ -252,6 +262,7 @@ class BoardSourceThread final : public drivers::ReadoutSink, public links::Buffe
   std::uint32_t last_ended_ = 0;
   std::uint32_t last_particle_ = 0;
   std::uint64_t outside_spill_ = 0;
+  Clock::time_point next_retry_{};
 };
 
 /// The host side of one tracker front-end: gates it with the beam's

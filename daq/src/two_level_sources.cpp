@@ -121,6 +121,7 @@ class UsbBoardLink final : public links::BoardLink, public drivers::UsbMsadcSink
 
   void start() {
     if (auto r = driver_.start_streaming(); !r) throw RunError(fmt::format("source {}: {}", source_, r.error().message));
+    started_.store(true);
   }
   void stop() noexcept {
     stopping_.store(true);
@@ -145,7 +146,7 @@ class UsbBoardLink final : public links::BoardLink, public drivers::UsbMsadcSink
   [[nodiscard]] bool lost() const override { return lost_.load(std::memory_order_acquire); }
   void retry() override {
     if (!lost()) return;
-    if (auto r = driver_.reopen(); !r) fmt::print(stderr, "na64daq: source {}: not back: {}\n", source_, r.error().message);
+    if (driver_.reopen()) fmt::print(stderr, "na64daq: source {} is back\n", source_);
   }
 
  private:
@@ -175,8 +176,10 @@ class UsbBoardLink final : public links::BoardLink, public drivers::UsbMsadcSink
     buffers_.write_desc(0) = Buffer{n, unix_ns()};
     buffers_.commit(1);
   }
+  // Once streaming, any other state is a board gone (a failed reopen leaves it closed).
   void on_state(drivers::UsbSourceState state, std::string_view why) override {
-    lost_.store(state == drivers::UsbSourceState::Lost, std::memory_order_release);
+    const bool gone = started_.load() && !stopping_.load() && state != drivers::UsbSourceState::Streaming;
+    lost_.store(gone, std::memory_order_release);
     if (state == drivers::UsbSourceState::Lost) fmt::print(stderr, "na64daq: source {} lost: {}\n", source_, why);
   }
 
@@ -184,6 +187,7 @@ class UsbBoardLink final : public links::BoardLink, public drivers::UsbMsadcSink
   eb::SlotRing<Buffer> buffers_;
   std::atomic<bool> lost_{false};
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> started_{false};
   drivers::UsbMsadcDriver driver_;  // last: its event thread stops first
 };
 

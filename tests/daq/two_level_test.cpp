@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: Apache-2.0
+// The two-level readout's completion of accepted events: what cannot be
+// completed is written with the source flagged and counted by reason,
+// exactly where the emulation says it must be.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "na64/daq/config.hpp"
+#include "na64/daq/error.hpp"
+#include "na64/daq/pipeline.hpp"
+#include "na64/daq/raw_file.hpp"
+#include "na64/drivers/emulated_msadc.hpp"
+#include "na64/firmware/date_event.hpp"
+#include "na64/firmware/run_record.hpp"
+#include "na64/testing/temp_dir.hpp"
+
+namespace na64::daq {
+namespace {
+
+namespace fw = na64::firmware;
+
+constexpr std::string_view kTwoLevel = R"(
+readout {
+  mode: TWO_LEVEL
+  tracker { kind: "MM" source: 400 }
+}
+)";
+
+DaqConfig two_level_config(std::uint32_t particles) {
+  DaqConfig c = load_config(std::string(default_config_text()) + std::string(kTwoLevel), "two-level test");
+  c.beam.particles_per_spill = particles;
+  return c;
+}
+
+/// (spill, particle) -> per equipment source, the missing-source flag (0: data present).
+using Flags = std::map<std::pair<std::uint32_t, std::uint32_t>, std::map<std::uint32_t, std::uint32_t>>;
+
+Flags read_flags(const std::filesystem::path& file) {
+  std::vector<std::string> errors;
+  const std::vector<std::uint32_t> words = read_date_words(file, errors);
+  EXPECT_EQ(errors, std::vector<std::string>{});
+  Flags flags;
+  std::span<const std::uint32_t> rest(words);
+  std::size_t offset = 0;
+  while (!rest.empty()) {
+    auto h = fw::walk_date_event(rest, offset, [&](const fw::DateHeader& hdr, const fw::EquipmentView& eq) {
+      if (hdr.type != fw::EventType::Physics) return;
+      flags[{hdr.spill, hdr.detector_pattern}][eq.slink.source_id] = eq.equipment.attributes[0];
+      if (eq.equipment.attributes[0] != 0) {
+        EXPECT_TRUE(eq.payload.empty());
+      }
+    });
+    if (!h) {
+      ADD_FAILURE() << h.error().message();
+      break;
+    }
+    rest = rest.subspan(h->size_bytes / 4);
+    offset += h->size_bytes;
+  }
+  return flags;
+}
+
+// A board whose latency buffer was full when a particle came says so in its
+// summary; an accepted event of that particle is written with that board
+// flagged buffer_overflow, and everything else present.
+TEST(TwoLevelReadout, FullLatencyBufferIsFlaggedOnExactlyTheParticlesItMissed) {
+  testing::TempDir dir;
+  DaqConfig config = two_level_config(5000);
+  config.emulator.fragment_loss = 0.05;
+  config.thresholds.beam_prescale = 10;  // enough accepted events to see the losses
+  RunOptions options;
+  options.output = dir.path();
+  options.run = 7;
+  options.spills = 2;
+  const RunSummary summary = run_simulated(config, options, {});
+
+  const drivers::NA64Beam beam(config.beam);
+  std::map<std::uint32_t, std::unique_ptr<drivers::EmulatedMsadcBoard>> boards;
+  for (std::uint32_t s : config.channel_map.sources()) {
+    boards[s] = std::make_unique<drivers::EmulatedMsadcBoard>(s, config.channel_map, beam, config.emulator);
+  }
+  const Flags flags = read_flags(dir.path() / summary.files.at(0));
+  ASSERT_EQ(flags.size(), summary.total.written);
+  std::uint64_t want_incomplete = 0;
+  std::uint64_t flagged = 0;
+  for (const auto& [key, sources] : flags) {
+    ASSERT_EQ(sources.size(), 4u);  // three boards and the tracker, always
+    bool any = false;
+    for (const auto& [source, flag] : sources) {
+      const bool lost = source != 400 && boards.at(source)->loses(key.first, key.second);
+      EXPECT_EQ(flag, lost ? static_cast<std::uint32_t>(fw::MissingReason::BufferOverflow) : 0u)
+          << "spill " << key.first << " particle " << key.second << " source " << source;
+      flagged += lost;
+      any |= lost;
+    }
+    want_incomplete += any;
+  }
+  const CompletionCounters& c = summary.total.completion;
+  EXPECT_GT(flagged, 20u);
+  EXPECT_EQ(c.requested, summary.total.written);
+  EXPECT_EQ(c.incomplete, want_incomplete);
+  EXPECT_EQ(c.completed + c.incomplete, c.requested);
+  EXPECT_EQ(c.by_reason[static_cast<std::size_t>(fw::MissingReason::BufferOverflow)], want_incomplete);
+  EXPECT_EQ(c.late_answers, 0u);
+
+  const FileCheck check = check_date_file(dir.path() / summary.files.at(0));
+  EXPECT_EQ(check.errors, std::vector<std::string>{});
+  EXPECT_EQ(check.missing[static_cast<std::size_t>(fw::MissingReason::BufferOverflow)], flagged);
+}
+
+// Each readout field out of range or out of place is refused, naming it.
+TEST(TwoLevelReadout, ConfigurationRefusesWhatNeedsTheTwoLevelReadout) {
+  const std::string base(default_config_text());
+  auto error_of = [&](const std::string& extra) {
+    try {
+      (void)load_config(base + extra, "t");
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_EQ(error_of("readout { tracker { kind: \"MM\" source: 400 } }"),
+            "t: readout.tracker[0]: needs readout.mode: TWO_LEVEL");
+  EXPECT_EQ(error_of("readout { mode: TWO_LEVEL tracker { kind: \"PIXEL\" source: 400 } }"),
+            "t: readout.tracker[0].kind: \"PIXEL\" is not MM, GEM or STRAW");
+  EXPECT_EQ(error_of("readout { mode: TWO_LEVEL tracker { kind: \"MM\" source: 620 } }"),
+            "t: readout.tracker[0].source: 620 is an MSADC source");
+  EXPECT_EQ(error_of("readout { mode: TWO_LEVEL tracker { kind: \"MM\" source: 400 } tracker { kind: \"GEM\" source: 400 } }"),
+            "t: readout.tracker[1].source: source 400 is listed twice");
+  EXPECT_EQ(error_of("readout { mode: TWO_LEVEL usb { source: 999 } }"), "t: readout.usb[0].source: 999 is not a source of the map");
+  EXPECT_EQ(error_of("readout { mode: TWO_LEVEL latency_depth: 0 }"),
+            "t: readout.latency_depth: 0 is out of range [1, 16777215]");
+  EXPECT_EQ(error_of("readout { mode: TWO_LEVEL tracker { kind: \"MM\" source: 400 port: 70000 } }"),
+            "t: readout.tracker[0].port: 70000 is out of range [0, 65535]");
+  EXPECT_EQ(error_of("readout { mode: TWO_LEVEL replay_dir: \"\" }"), "t: readout.replay_dir: must not be empty");
+  EXPECT_EQ(error_of("readout { mode: TWO_LEVEL }"), "accepted");
+}
+
+}  // namespace
+}  // namespace na64::daq
