@@ -374,7 +374,6 @@ class CompletionStage {
                     kCounterWords * 4);
       }
       if (d.kind != eb::RecordKind::Data) continue;
-      ++spill_.requested;
       for (std::size_t s = 0; s < sources_.size(); ++s) {
         const bool board = sources_[s].msadc;
         if (board && ((d.present_mask >> s) & 1u) == 0) {
@@ -485,6 +484,7 @@ class CompletionStage {
           pos += 2 + n;
         }
         d.n_words = static_cast<std::uint32_t>(pos);
+        ++spill_.requested;  // counted as it leaves, so that it counts in its own spill
         if (d.missing_mask == 0) {
           ++spill_.completed;
         } else {
@@ -518,9 +518,17 @@ class CompletionStage {
 
 }  // namespace
 
-RunSummary run_two_level(const DaqConfig& config, const RunOptions& options,
+RunSummary run_two_level(const DaqConfig& given, const RunOptions& given_options,
                          const std::function<void(const SpillSummary&)>& on_spill, std::stop_token stop) {
   const auto t0 = Clock::now();
+  // The DATE times come from the data (the run's start, each spill's
+  // begin), so that a replay of the run writes the same bytes.
+  RunOptions options = given_options;
+  DaqConfig replayed;
+  const bool replay = !given.readout.replay_dir.empty();
+  if (replay) replayed = replay_config(given, options);
+  if (options.start_time_s == 0) options.start_time_s = unix_now();
+  const DaqConfig& config = replay ? replayed : given;
   RunSummary summary;
   summary.run = options.run;
   refuse_existing_run(options);
@@ -625,6 +633,7 @@ RunSummary run_two_level(const DaqConfig& config, const RunOptions& options,
     abort.request_stop();
     threads.clear();
     sources.stop();
+    sources.finish_recordings();
     const std::string error = reports.error();
     if (!error.empty()) throw RunError(fmt::format("run {}: {}", options.run, error));
   }

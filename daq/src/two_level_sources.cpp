@@ -7,11 +7,14 @@
 #include <chrono>
 #include <thread>
 
+#include "na64/daq/error.hpp"
+
 #include "na64/drivers/beam.hpp"
 #include "na64/drivers/emulated_readout_board.hpp"
 #include "na64/drivers/emulated_trackers.hpp"
 #include "na64/drivers/usb_msadc.hpp"
 #include "na64/firmware/msadc_readout.hpp"
+#include "recording.hpp"
 
 namespace na64::daq::chain {
 
@@ -260,9 +263,21 @@ struct Sources::Emulation {
 
 Sources::Sources(const DaqConfig& config, const RunOptions& options, eb::SpillClock& clock, std::stop_token abort)
     : emulation_(std::make_unique<Emulation>(config)) {
-  (void)options;
   (void)abort;
   const auto& map = config.channel_map;
+  const std::string& replay = config.readout.replay_dir;
+  const std::string& record = config.readout.record_dir;
+  auto recording_header = [&](recording::Kind kind, std::uint32_t source) {
+    return recording::Header{kind, source, options.run, options.start_time_s, config.text};
+  };
+  auto recorded = [&](std::uint32_t source) {
+    recording::Recording r = recording::read(recording::file_path(replay, options.run, source));
+    if (r.header.source != source || r.header.run != options.run) {
+      throw RunError(fmt::format("{}: holds source {} of run {}", recording::file_path(replay, options.run, source).string(),
+                                 r.header.source, r.header.run));
+    }
+    return r;
+  };
   for (std::size_t slot = 0; slot < map.sources().size(); ++slot) {
     const std::uint32_t source = map.sources()[slot];
     // Sizes from the board emulation of the same configuration, which a real
@@ -272,21 +287,77 @@ Sources::Sources(const DaqConfig& config, const RunOptions& options, eb::SpillCl
                                trigger::kSummaryHeadWords + sizing.channel_count()});
     const auto usb = std::find_if(config.readout.usb.begin(), config.readout.usb.end(),
                                   [&](const UsbBoardSettings& u) { return u.source == source; });
-    if (usb != config.readout.usb.end()) {
-      auto link = std::make_unique<UsbBoardLink>(config, *usb);
-      emulation_->usb.push_back(link.get());
-      boards_.push_back(std::move(link));
+    std::unique_ptr<links::BoardLink> link;
+    if (!replay.empty()) {
+      link = std::make_unique<recording::ReplayBoardLink>(recorded(source), clock, config.readout.replay_paced);
+    } else if (usb != config.readout.usb.end()) {
+      auto u = std::make_unique<UsbBoardLink>(config, *usb);
+      emulation_->usb.push_back(u.get());
+      link = std::move(u);
     } else {
-      boards_.push_back(std::make_unique<InProcessBoardLink>(config, source, emulation_->beam, clock));
+      link = std::make_unique<InProcessBoardLink>(config, source, emulation_->beam, clock);
     }
+    if (!record.empty()) {
+      auto r = std::make_unique<recording::RecordingBoardLink>(
+          std::move(link),
+          std::make_unique<recording::Writer>(record, recording_header(recording::Kind::BoardStream, source)));
+      close_recordings_.push_back([p = r.get()] { p->close(); });
+      link = std::move(r);
+    }
+    boards_.push_back(std::move(link));
   }
   for (const TrackerSettings& t : config.readout.trackers) {
     const std::size_t max_words = tracker_max_words(emulation_->trackers, t.kind);
     info_.push_back(SourceInfo{t.source, false, max_words, 0});
-    auto port = std::make_unique<InProcessTrackerPort>(emulation_->trackers, t.kind, max_words);
-    port->reserve(4096);
+    std::unique_ptr<links::TrackerPort> port;
+    if (!replay.empty()) {
+      port = std::make_unique<recording::ReplayTrackerPort>(recorded(t.source));
+    } else {
+      auto p = std::make_unique<InProcessTrackerPort>(emulation_->trackers, t.kind, max_words);
+      p->reserve(4096);
+      port = std::move(p);
+    }
+    if (!record.empty()) {
+      auto r = std::make_unique<recording::RecordingTrackerPort>(
+          std::move(port),
+          std::make_unique<recording::Writer>(record, recording_header(recording::Kind::TrackerAnswers, t.source)));
+      close_recordings_.push_back([p = r.get()] { p->close(); });
+      port = std::move(r);
+    }
     trackers_.push_back(std::move(port));
   }
+}
+
+void Sources::finish_recordings() {
+  for (auto& close : close_recordings_) close();
+}
+
+DaqConfig replay_config(const DaqConfig& given, RunOptions& options) {
+  const auto& sources = given.channel_map.sources();
+  const auto path = recording::file_path(given.readout.replay_dir, options.run, sources.front());
+  const recording::Recording r = recording::read(path);
+  DaqConfig c = load_config(r.header.config_text, fmt::format("{} (recorded configuration)", path.string()));
+  c.readout.replay_dir = given.readout.replay_dir;
+  c.readout.replay_paced = given.readout.replay_paced;
+  c.readout.record_dir.clear();
+  c.readout.usb.clear();
+  // As fast as possible: spills back to back. Paced: the recording's pace,
+  // and the spill cycle as it was.
+  if (!c.readout.replay_paced) c.run.spill_cycle_s = 0;
+  options.start_time_s = r.header.start_time_s;
+  std::uint32_t spills = 0;
+  for (const auto& b : r.buffers) {
+    std::size_t pos = 0;
+    while (pos < b.words.size()) {
+      const auto h = ro::decode_message_header(std::span<const std::uint32_t>(b.words).subspan(pos), pos * 4);
+      if (!h) break;
+      spills += h->type == ro::MessageType::SpillEnd;
+      pos += h->length_words;
+    }
+  }
+  if (options.spills == 0 || spills < options.spills) options.spills = spills;
+  if (options.spills == 0) throw RunError(fmt::format("{}: no whole spill recorded", path.string()));
+  return c;
 }
 
 Sources::~Sources() { stop(); }

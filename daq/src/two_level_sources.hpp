@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <stop_token>
@@ -70,6 +71,8 @@ class Sources {
   void start(std::stop_token abort);
   /// Stops streaming and closes the links.
   void stop() noexcept;
+  /// Closes the recordings (fsync, rename); throws RunError if one fails.
+  void finish_recordings();
 
  private:
   struct Emulation;
@@ -77,6 +80,14 @@ class Sources {
   std::vector<SourceInfo> info_;
   std::vector<std::unique_ptr<links::BoardLink>> boards_;
   std::vector<std::unique_ptr<links::TrackerPort>> trackers_;
+  std::vector<std::function<void()>> close_recordings_;
 };
+
+/// The configuration a replay runs with: the recorded run's own (its text
+/// goes into the start of run, as it did then), reading from `given`'s
+/// readout.replay_dir. Sets `options.start_time_s` to the recorded run's and
+/// `options.spills` to the spills recorded (at most the ones asked for).
+/// Throws RunError when the recording cannot be read.
+[[nodiscard]] DaqConfig replay_config(const DaqConfig& given, RunOptions& options);
 
 }  // namespace na64::daq::chain

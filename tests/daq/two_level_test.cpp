@@ -4,6 +4,10 @@
 // exactly where the emulation says it must be.
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <string>
@@ -137,6 +141,106 @@ TEST(TwoLevelReadout, ConfigurationRefusesWhatNeedsTheTwoLevelReadout) {
             "t: readout.tracker[0].port: 70000 is out of range [0, 65535]");
   EXPECT_EQ(error_of("readout { mode: TWO_LEVEL replay_dir: \"\" }"), "t: readout.replay_dir: must not be empty");
   EXPECT_EQ(error_of("readout { mode: TWO_LEVEL }"), "accepted");
+}
+
+}  // namespace
+}  // namespace na64::daq
+
+namespace na64::daq {
+namespace {
+
+std::string file_bytes(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// Every source's stream recorded, then the run replayed from the recording:
+// the DATE file and the map are the same bytes.
+TEST(RecordAndReplay, ReplayedRunWritesByteIdenticalFiles) {
+  testing::TempDir dir;
+  const std::string extra = fmt::format(R"(
+readout {{
+  mode: TWO_LEVEL
+  record_dir: "{}"
+  tracker {{ kind: "MM" source: 400 }}
+  tracker {{ kind: "GEM" source: 401 }}
+  tracker {{ kind: "STRAW" source: 402 }}
+}}
+)", (dir.path() / "rec").string());
+  // Everything in the text: a replay runs with the recorded configuration text.
+  std::string text(default_config_text());
+  auto set = [&](const std::string& from, const std::string& to) {
+    const auto at = text.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    text.replace(at, from.size(), to);
+  };
+  set("particles_per_spill: 20000", "particles_per_spill: 4000");
+  set("beam_prescale: 1000", "beam_prescale: 20");
+  // Some buffer overflows too, to be replayed as they were.
+  const DaqConfig config = load_config(text + "emulator { fragment_loss: 0.03 }\n" + extra, "record");
+  RunOptions options;
+  options.output = dir.path() / "taken";
+  options.run = 21;
+  options.spills = 3;
+  const RunSummary taken = run_simulated(config, options, {});
+  for (std::uint32_t s : {400u, 401u, 402u, 620u, 621u, 622u}) {
+    EXPECT_TRUE(std::filesystem::exists(dir.path() / "rec" / fmt::format("run-000021-source-{}.na64rec", s))) << s;
+  }
+
+  DaqConfig replay = load_config(std::string(default_config_text()) +
+                                     fmt::format("readout {{ mode: TWO_LEVEL replay_dir: \"{}\" }}\n",
+                                                 (dir.path() / "rec").string()),
+                                 "replay");
+  options.output = dir.path() / "replayed";
+  options.spills = 0;  // as many as recorded
+  const RunSummary replayed = run_simulated(replay, options, {});
+  ASSERT_EQ(replayed.files, taken.files);
+  ASSERT_EQ(replayed.spills.size(), 3u);
+  EXPECT_GT(taken.total.completion.by_reason[static_cast<std::size_t>(fw::MissingReason::BufferOverflow)], 0u);
+  const std::string a = file_bytes(dir.path() / "taken" / taken.files[0]);
+  const std::string b = file_bytes(dir.path() / "replayed" / replayed.files[0]);
+  EXPECT_EQ(a.size(), b.size());
+  EXPECT_TRUE(a == b);
+  EXPECT_TRUE(file_bytes(dir.path() / "taken" / taken.map_file) == file_bytes(dir.path() / "replayed" / replayed.map_file));
+  EXPECT_EQ(replayed.total.written, taken.total.written);
+  EXPECT_EQ(replayed.total.completion.incomplete, taken.total.completion.incomplete);
+
+  // A recording is never overwritten: recording run 21 again is refused.
+  options.output = dir.path() / "again";
+  options.spills = 1;
+  try {
+    (void)run_simulated(config, options, {});
+    ADD_FAILURE() << "recorded over an existing recording";
+  } catch (const RunError& e) {
+    EXPECT_EQ(std::string(e.what()), fmt::format("{}: exists already; a recording is never overwritten",
+                                                 (dir.path() / "rec" / "run-000021-source-620.na64rec").string()));
+  }
+}
+
+TEST(RecordAndReplay, DamagedRecordingIsRefusedSayingWhere) {
+  testing::TempDir dir;
+  std::filesystem::create_directories(dir.path() / "rec");
+  {
+    std::ofstream out(dir.path() / "rec" / "run-000021-source-620.na64rec", std::ios::binary);
+    out << "NA64REC1";
+    const std::uint32_t version = 9;
+    out.write(reinterpret_cast<const char*>(&version), 4);
+  }
+  DaqConfig replay = load_config(std::string(default_config_text()) +
+                                     fmt::format("readout {{ mode: TWO_LEVEL replay_dir: \"{}\" }}\n",
+                                                 (dir.path() / "rec").string()),
+                                 "replay");
+  RunOptions options;
+  options.output = dir.path() / "out";
+  options.run = 21;
+  try {
+    (void)run_simulated(replay, options, {});
+    ADD_FAILURE() << "replayed a damaged recording";
+  } catch (const RunError& e) {
+    EXPECT_EQ(std::string(e.what()), fmt::format("{}: offset 8: the recording ends inside a record",
+                                                 (dir.path() / "rec" / "run-000021-source-620.na64rec").string()));
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "out" / "run-000021.map.xml"));
 }
 
 }  // namespace
