@@ -13,6 +13,7 @@ packages=(
   libusb-1.0-0-dev libfmt-dev
   umockdev libumockdev-dev
   libgtest-dev libgmock-dev
+  prometheus
 )
 if [[ "${NA64_WITH_FUZZERS:-0}" == 1 ]]; then
   packages+=(clang)
