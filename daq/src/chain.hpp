@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "na64/daq/error.hpp"
+#include "na64/daq/dqm_tap.hpp"
 #include "na64/daq/pipeline.hpp"
 #include "na64/daq/run_files.hpp"
 #include "na64/eventbuilder/backoff.hpp"
@@ -184,8 +185,9 @@ inline void drive_spills(eb::SpillClock& clock, double cycle_s, const std::stop_
 class TriggerStage {
  public:
   TriggerStage(const DaqConfig& config, ThresholdBoard& thresholds, eb::BuiltRing& in, AcceptedRing& out,
-               bool two_level)
-      : config_(config),
+               bool two_level, DqmTap* dqm = nullptr)
+      : dqm_(dqm),
+        config_(config),
         thresholds_(thresholds),
         in_(in),
         out_(out),
@@ -244,6 +246,7 @@ class TriggerStage {
         return true;
       }
       case eb::RecordKind::SpillEnd:
+        if (dqm_) dqm_->publish(d.spill);
         std::memcpy(static_cast<void*>(&counters_.builder), slot.data(), sizeof(counters_.builder));
         std::memcpy(out_.write_words(k).data(), &counters_, sizeof(counters_));
         out_.write_desc(k) = marker(d.kind, d.spill, d.event);
@@ -256,6 +259,7 @@ class TriggerStage {
     }
     std::uint32_t not_buffered = 0;
     std::uint32_t allowed = ~0u;
+    if (dqm_ && d.reason != eb::IncompleteReason::None) dqm_->filling().count_incomplete(d.reason);
     if (two_level_) {
       not_buffered = summaries_.extract(d, slot, features_);
       if (d.reason != eb::IncompleteReason::None) allowed = ~kInvisible;
@@ -266,6 +270,8 @@ class TriggerStage {
       if (!extract_waveforms(d, slot)) return false;
     }
     const std::uint32_t mask = menu_.decide(features_, d.event) & allowed;
+    // Histograms of complete events only: a missing board's cells would look dead.
+    if (dqm_ && d.reason == eb::IncompleteReason::None) (void)dqm_->filling().offer(features_, mask);
     // The shadow set only flags: it never changes what is accepted.
     const std::uint32_t shadow_mask = shadow_ ? shadow_menu_.decide(features_, d.event) & allowed : 0;
     for (std::size_t line = 0; line < trigger::kNumLines; ++line) {
@@ -309,6 +315,7 @@ class TriggerStage {
     return false;
   }
 
+  DqmTap* dqm_;
   const DaqConfig& config_;
   ThresholdBoard& thresholds_;
   eb::BuiltRing& in_;

@@ -166,7 +166,7 @@ RunSummary run_simulated(const DaqConfig& config, const RunOptions& options,
   eb::EventBuilder builder(inputs, *built, config.builder);
   ThresholdBoard own_thresholds(VersionedThresholds{0, config.thresholds});
   TriggerStage trigger_stage(config, options.thresholds ? *options.thresholds : own_thresholds, *built, *accepted,
-                             false);
+                             false, options.dqm);
   std::unique_ptr<eb::SpillClock> own_clock;
   if (!options.clock) own_clock = make_spill_clock(config, options);
   eb::SpillClock& clock = options.clock ? *options.clock : *own_clock;

@@ -570,7 +570,7 @@ RunSummary run_two_level(const DaqConfig& given, const RunOptions& given_options
   eb::EventBuilder builder(inputs, *built, config.builder);
   ThresholdBoard own_thresholds(VersionedThresholds{0, config.thresholds});
   TriggerStage trigger_stage(config, options.thresholds ? *options.thresholds : own_thresholds, *built, *accepted,
-                             true);
+                             true, options.dqm);
   std::vector<SourceChannels*> channel_ptrs;
   for (auto& c : channels) channel_ptrs.push_back(c.get());
   CompletionStage completion(sources.info(), channel_ptrs, *accepted, *completed,

@@ -38,8 +38,6 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
-#include <memory>
-#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>

@@ -22,6 +22,8 @@
 
 namespace na64::daq {
 
+class DqmTap;
+
 /// The two-level readout's completion of accepted events, per spill.
 struct CompletionCounters {
   std::uint64_t requested = 0;   ///< accepted events sent for completion
@@ -82,6 +84,9 @@ struct RunOptions {
   /// DATE time of the start of run, Unix seconds; 0: now. Spill events take
   /// the time their spill began (as the readout saw it, or as recorded).
   std::uint32_t start_time_s = 0;
+  /// Data-quality histograms: filled by the trigger (one event in the tap's
+  /// sample period) and published at each spill end. Optional.
+  DqmTap* dqm = nullptr;
 };
 
 /// The spill clock run_simulated() would make for this configuration.
