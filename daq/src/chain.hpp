@@ -26,6 +26,7 @@
 
 #include "na64/daq/error.hpp"
 #include "na64/daq/dqm_tap.hpp"
+#include "na64/daq/event_sampler.hpp"
 #include "na64/daq/pipeline.hpp"
 #include "na64/daq/run_files.hpp"
 #include "na64/eventbuilder/backoff.hpp"
@@ -490,6 +491,7 @@ class WriterStage {
     }
     const std::size_t words = w.finish();
     if (words == 0) throw RunError(fmt::format("spill {} particle {}: event does not fit the write buffer", d.spill, d.particle));
+    if (options_.sampler) options_.sampler->offer(std::span<const std::uint32_t>(out.data(), words));
     commit(words);
     ++spill_summary_.written;
   }

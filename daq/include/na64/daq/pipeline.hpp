@@ -23,6 +23,7 @@
 namespace na64::daq {
 
 class DqmTap;
+class EventSampler;
 
 /// The two-level readout's completion of accepted events, per spill.
 struct CompletionCounters {
@@ -87,6 +88,8 @@ struct RunOptions {
   /// Data-quality histograms: filled by the trigger (one event in the tap's
   /// sample period) and published at each spill end. Optional.
   DqmTap* dqm = nullptr;
+  /// Written physics events offered for the event display. Optional.
+  EventSampler* sampler = nullptr;
 };
 
 /// The spill clock run_simulated() would make for this configuration.
