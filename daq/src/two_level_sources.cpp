@@ -51,7 +51,8 @@ class InProcessBoardLink final : public links::BoardLink {
   InProcessBoardLink(const DaqConfig& config, std::uint32_t source, const drivers::NA64Beam& beam, eb::SpillClock& clock)
       : board_(source, config.channel_map, beam, config.emulator,
                drivers::ReadoutBoardParameters{.latency_capacity = config.readout.latency_depth}),
-        clock_(clock) {
+        clock_(clock),
+        particles_(config.beam.particles_per_spill) {
     for (const BoardSetup& r : board_setup(config, source)) {
       if (board_.write_register(r.address, r.value) != drivers::RegisterWrite::Done) {
         throw RunError(fmt::format("source {}: emulated board refused register 0x{:02x}", source, r.address));
@@ -75,7 +76,10 @@ class InProcessBoardLink final : public links::BoardLink {
       busy_ = {};
       return deliver(board_.begin_spill(next_spill_, stream_).value_or(0), sink);
     }
-    if (board_.particles_left() != 0) return deliver(board_.stream(stream_).words, sink);
+    if (const std::uint32_t left = board_.particles_left(); left != 0) {
+      if (stalled(left, wait)) return 0;
+      return deliver(board_.stream(stream_).words, sink);
+    }
     const std::size_t n = board_.end_spill(stream_).value_or(0);
     clock_.spill_done(next_spill_++, busy_);
     return deliver(n, sink);
@@ -92,6 +96,26 @@ class InProcessBoardLink final : public links::BoardLink {
   void add_busy(std::chrono::steady_clock::duration busy) override { busy_ += busy; }
 
  private:
+  // emulator.stall: the board goes silent before the packet holding the
+  // stall particle (packets of up to 64 particles), for stall.ms, once.
+  // Requests are still answered meanwhile.
+  bool stalled(std::uint32_t left, std::chrono::microseconds wait) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now < stall_until_) {
+      std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(wait, stall_until_ - now));
+      return true;
+    }
+    const std::uint32_t next = particles_ - left + 1;
+    for (std::uint32_t p = next; p < next + kPacket && p <= particles_; ++p) {
+      if (const std::uint32_t ms = board_.msadc().stall_ms(next_spill_, p); ms != 0 && stalled_spill_ != next_spill_) {
+        stalled_spill_ = next_spill_;
+        stall_until_ = now + std::chrono::milliseconds(ms);
+        return true;
+      }
+    }
+    return false;
+  }
+  static constexpr std::uint32_t kPacket = 64;
   std::size_t deliver(std::size_t words, links::BufferSink& sink) {
     if (words == 0) return 0;
     sink.on_buffer(std::span<const std::uint32_t>(stream_.data(), words), unix_ns());
@@ -105,6 +129,9 @@ class InProcessBoardLink final : public links::BoardLink {
   std::size_t answer_words_ = 0;
   std::uint32_t next_spill_ = 1;
   std::chrono::steady_clock::duration busy_{};
+  std::uint32_t particles_;
+  std::uint32_t stalled_spill_ = 0;
+  std::chrono::steady_clock::time_point stall_until_{};
 };
 
 /// A USB MSADC board through the libusb driver. The driver's event thread

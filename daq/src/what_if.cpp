@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <google/protobuf/text_format.h>
 
+#include <algorithm>
 #include <map>
 #include <optional>
 
@@ -13,6 +14,7 @@
 #include "na64/daq/raw_file.hpp"
 #include "na64/daq/run_control.hpp"
 #include "na64/firmware/date_event.hpp"
+#include "na64/firmware/msadc_readout.hpp"
 #include "na64/firmware/run_record.hpp"
 #include "na64/trigger/features.hpp"
 
@@ -49,6 +51,10 @@ WhatIfReport what_if(const std::vector<std::filesystem::path>& files, const std:
   WhatIfReport report;
   std::optional<DaqConfig> config;
   std::optional<trigger::FeatureExtractor> extractor;
+  // Two-level runs were decided on the boards' summaries: the same are
+  // computed from the written blocks (msadc_readout::summarise_block).
+  std::optional<trigger::SummaryExtractor> summary_extractor;
+  std::vector<std::uint32_t> summaries(fw::msadc_readout::kMaxSummariesPerParticle);
   std::optional<trigger::TriggerMenu> menu;
   std::map<std::uint32_t, WhatIfCounts> by_spill;
   std::vector<std::uint32_t> slot;  // one event's fragments as the builder lays them out
@@ -61,17 +67,36 @@ WhatIfReport what_if(const std::vector<std::filesystem::path>& files, const std:
     while (!rest.empty()) {
       slot.clear();
       std::size_t bad_equipment = 0;
-      auto h = fw::walk_date_event(rest, offset, [&](const fw::DateHeader&, const fw::EquipmentView& eq) {
+      auto h = fw::walk_date_event(rest, offset, [&](const fw::DateHeader& hdr, const fw::EquipmentView& eq) {
         const auto sources = config ? config->channel_map.sources() : std::span<const std::uint32_t>{};
+        if (config && std::any_of(config->readout.trackers.begin(), config->readout.trackers.end(),
+                                  [&](const TrackerSettings& t) { return t.source == eq.slink.source_id; })) {
+          return;  // tracker data: not in the trigger
+        }
         std::uint32_t slot_index = 0;
         while (slot_index < sources.size() && sources[slot_index] != eq.slink.source_id) ++slot_index;
-        if (slot_index == sources.size()) {
+        if (slot_index == sources.size() || eq.equipment.attributes[0] != 0) {  // unknown, or flagged missing
           ++bad_equipment;
           return;
         }
         slot.push_back(slot_index);
-        slot.push_back(static_cast<std::uint32_t>(eq.payload.size()));
-        slot.insert(slot.end(), eq.payload.begin(), eq.payload.end());
+        if (!summary_extractor) {
+          slot.push_back(static_cast<std::uint32_t>(eq.payload.size()));
+          slot.insert(slot.end(), eq.payload.begin(), eq.payload.end());
+          return;
+        }
+        const auto n = fw::msadc_readout::summarise_block(
+            eq.payload, hdr.event_in_spill, std::min<std::uint32_t>(config->extraction.zero_suppression_adc, 0xFFF),
+            fw::msadc_readout::SummaryValue::Amplitude, summaries);
+        if (!n) {
+          ++bad_equipment;
+          slot.pop_back();
+          return;
+        }
+        slot.push_back(static_cast<std::uint32_t>(trigger::kSummaryHeadWords + *n));
+        slot.push_back(0);  // board time stamp: not in the written event, not used by the trigger
+        slot.push_back(0);
+        slot.insert(slot.end(), summaries.begin(), summaries.begin() + static_cast<std::ptrdiff_t>(*n));
       });
       if (!h) {
         report.errors.push_back(fmt::format("{}: {}", file.string(), h.error().message()));
@@ -96,6 +121,9 @@ WhatIfReport what_if(const std::vector<std::filesystem::path>& files, const std:
             report.recorded = config->thresholds;
             report.candidate = thresholds_with(config->thresholds, overrides);
             extractor.emplace(config->channel_map, config->extraction);
+            if (config->readout.mode == ReadoutMode::TwoLevel) {
+              summary_extractor.emplace(config->channel_map, config->extraction);
+            }
             menu.emplace(report.candidate);
           } catch (const ConfigError& e) {
             report.errors.push_back(e.what());
@@ -118,7 +146,12 @@ WhatIfReport what_if(const std::vector<std::filesystem::path>& files, const std:
         eb::BuiltDesc d{eb::RecordKind::Data, eb::IncompleteReason::None, h->spill, h->event_in_spill, 0, 0,
                         static_cast<std::uint32_t>(slot.size())};
         std::uint32_t bad_source = 0;
-        const auto ok = extractor->extract(d, slot, features, bad_source);
+        bool ok = true;
+        if (summary_extractor) {
+          (void)summary_extractor->extract(d, slot, features);
+        } else {
+          ok = extractor->extract(d, slot, features, bad_source).ok();
+        }
         if (!ok || bad_equipment != 0 || features.missing_channels != 0) {
           ++c.undecodable;
         } else {

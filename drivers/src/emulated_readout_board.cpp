@@ -227,37 +227,11 @@ std::size_t EmulatedReadoutBoard::read_block(std::uint32_t spill, std::uint32_t 
 }
 
 std::uint32_t EmulatedReadoutBoard::summarise(std::span<const std::uint32_t> block, std::uint32_t particle) noexcept {
-  const std::uint32_t threshold = ro::reg::kThreshold.get(config_[kThresholdIndex]);
-  const bool integral = ro::reg::kSummaryValue.get(config_[kModeIndex]) != 0;
-  std::uint32_t count = 0;
-  (void)fw::decode_msadc(block, particle, 0, [&](const fw::MsadcChannel& ch) {
-    const std::size_t n_ped = std::min<std::size_t>(ch.n_samples, 4);
-    std::uint32_t sum_ped = 0;
-    for (std::size_t k = 0; k < n_ped; ++k) sum_ped += ch.sample(k);
-    const std::uint32_t pedestal = sum_ped / static_cast<std::uint32_t>(n_ped);
-    std::uint32_t max = 0;
-    std::size_t peak = 0;
-    std::int64_t area = 0;
-    for (std::size_t k = 0; k < ch.n_samples; ++k) {
-      const std::uint32_t s = ch.sample(k);
-      if (s > max) {
-        max = s;
-        peak = k;
-      }
-      area += static_cast<std::int64_t>(s) - pedestal;
-    }
-    const std::uint32_t amplitude = max > pedestal ? max - pedestal : 0;
-    if (amplitude < threshold) return;
-    ro::ChannelSummary s;
-    s.port = ch.port;
-    s.adc_id = ch.adc_id;
-    s.channel = ch.channel;
-    s.value = integral ? static_cast<std::uint32_t>(std::clamp<std::int64_t>(area, 0, ro::kMaxSummaryValue))
-                       : std::min(amplitude, ro::kMaxSummaryValue);
-    s.time = static_cast<std::uint32_t>(std::min<std::size_t>(peak * ro::kTimeUnitsPerSample, ro::kMaxSummaryTime));
-    summaries_[count++] = ro::summary_word(s);
-  });
-  return count;
+  const auto value = ro::reg::kSummaryValue.get(config_[kModeIndex]) != 0 ? ro::SummaryValue::Integral
+                                                                          : ro::SummaryValue::Amplitude;
+  const auto n = ro::summarise_block(block, particle, ro::reg::kThreshold.get(config_[kThresholdIndex]), value,
+                                     summaries_);
+  return n ? static_cast<std::uint32_t>(*n) : 0u;
 }
 
 void EmulatedReadoutBoard::record(std::uint32_t particle, bool lost) noexcept {

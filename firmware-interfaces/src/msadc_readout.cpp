@@ -423,4 +423,40 @@ Decoded<BoardStatus> decode_status(std::span<const std::uint32_t> words, std::si
   return BoardStatus{h->source_id, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10]};
 }
 
+Decoded<std::size_t> summarise_block(std::span<const std::uint32_t> block, std::uint32_t event_number,
+                                     std::uint32_t threshold, SummaryValue value,
+                                     std::span<std::uint32_t> out) noexcept {
+  const bool integral = value == SummaryValue::Integral;
+  std::size_t count = 0;
+  auto r = decode_msadc(block, event_number, 0, [&](const MsadcChannel& ch) {
+    const std::size_t n_ped = std::min<std::size_t>(ch.n_samples, 4);
+    std::uint32_t sum_ped = 0;
+    for (std::size_t k = 0; k < n_ped; ++k) sum_ped += ch.sample(k);
+    const std::uint32_t pedestal = sum_ped / static_cast<std::uint32_t>(n_ped);
+    std::uint32_t max = 0;
+    std::size_t peak = 0;
+    std::int64_t area = 0;
+    for (std::size_t k = 0; k < ch.n_samples; ++k) {
+      const std::uint32_t s = ch.sample(k);
+      if (s > max) {
+        max = s;
+        peak = k;
+      }
+      area += static_cast<std::int64_t>(s) - pedestal;
+    }
+    const std::uint32_t amplitude = max > pedestal ? max - pedestal : 0;
+    if (amplitude < threshold || count == out.size()) return;
+    ChannelSummary s;
+    s.port = ch.port;
+    s.adc_id = ch.adc_id;
+    s.channel = ch.channel;
+    s.value = integral ? static_cast<std::uint32_t>(std::clamp<std::int64_t>(area, 0, kMaxSummaryValue))
+                       : std::min(amplitude, kMaxSummaryValue);
+    s.time = static_cast<std::uint32_t>(std::min<std::size_t>(peak * kTimeUnitsPerSample, kMaxSummaryTime));
+    out[count++] = summary_word(s);
+  });
+  if (!r) return r.error();
+  return count;
+}
+
 }  // namespace na64::firmware::msadc_readout

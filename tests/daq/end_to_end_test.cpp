@@ -11,6 +11,7 @@
 #include <set>
 #include <tuple>
 
+#include "config_text.hpp"
 #include "na64/daq/config.hpp"
 #include "na64/daq/pipeline.hpp"
 #include "na64/daq/raw_file.hpp"
@@ -60,8 +61,8 @@ class EndToEndTest : public ::testing::TestWithParam<ReadoutMode> {
   void SetUp() override {
     auto& slot = runs_[GetParam()];
     if (!slot) {
-      std::string text(default_config_text());
-      if (GetParam() == ReadoutMode::TwoLevel) text += kTwoLevel;
+      const std::string text = GetParam() == ReadoutMode::TwoLevel ? testing_config::default_with_readout(kTwoLevel)
+                                                                   : testing_config::direct_default();
       auto r = std::make_unique<ModeRun>();
       r->config = load_config(text, "embedded default");
       r->config.beam.particles_per_spill = kParticles;

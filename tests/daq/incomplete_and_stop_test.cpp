@@ -6,6 +6,7 @@
 #include <set>
 #include <stop_token>
 
+#include "config_text.hpp"
 #include "na64/daq/config.hpp"
 #include "na64/daq/pipeline.hpp"
 #include "na64/daq/raw_file.hpp"
@@ -31,7 +32,7 @@ TEST(Pipeline, LostFragmentsMakeIncompleteEventsCountedByReasonAndNeverWritten) 
   constexpr std::uint32_t kSpills = 2;
   constexpr std::uint32_t kParticles = 3000;
   testing::TempDir dir;
-  DaqConfig config = load_config(default_config_text(), "embedded default");
+  DaqConfig config = load_config(testing_config::direct_default(), "embedded default, direct readout");
   config.beam.particles_per_spill = kParticles;
   config.beam.signal_fraction = 0.02;
   config.emulator.fragment_loss = 0.003;
@@ -96,7 +97,7 @@ TEST(Pipeline, BoardThatStallsIsLostThenRejoinsTheNextSpill) {
   constexpr std::uint32_t kParticles = 1000;
   constexpr std::uint32_t kStallAt = 200;
   testing::TempDir dir;
-  DaqConfig config = load_config(default_config_text(), "embedded default");
+  DaqConfig config = load_config(testing_config::direct_default(), "embedded default, direct readout");
   config.beam.particles_per_spill = kParticles;
   // Given up on after 2 s of silence; back after 3 s. Spill 2 then waits up
   // to 2 s more for it, which leaves about a second for it to catch up even
@@ -130,7 +131,7 @@ TEST(Pipeline, StopFinishesTheCurrentSpillAndLeavesCleanFiles) {
   constexpr std::uint32_t kSpills = 200;
   constexpr std::uint32_t kParticles = 2000;
   testing::TempDir dir;
-  DaqConfig config = load_config(default_config_text(), "embedded default");
+  DaqConfig config = load_config(testing_config::direct_default(), "embedded default, direct readout");
   config.beam.particles_per_spill = kParticles;
   std::stop_source stop;
   const auto summary = run_simulated(

@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 
+#include "config_text.hpp"
 #include "na64/daq/config.hpp"
 #include "na64/daq/error.hpp"
 #include "na64/daq/pipeline.hpp"
@@ -34,7 +35,7 @@ readout {
 )";
 
 DaqConfig two_level_config(std::uint32_t particles) {
-  DaqConfig c = load_config(std::string(default_config_text()) + std::string(kTwoLevel), "two-level test");
+  DaqConfig c = load_config(testing_config::default_with_readout(kTwoLevel), "two-level test");
   c.beam.particles_per_spill = particles;
   return c;
 }
@@ -117,7 +118,7 @@ TEST(TwoLevelReadout, FullLatencyBufferIsFlaggedOnExactlyTheParticlesItMissed) {
 
 // Each readout field out of range or out of place is refused, naming it.
 TEST(TwoLevelReadout, ConfigurationRefusesWhatNeedsTheTwoLevelReadout) {
-  const std::string base(default_config_text());
+  const std::string base = testing_config::default_with_readout("");
   auto error_of = [&](const std::string& extra) {
     try {
       (void)load_config(base + extra, "t");
@@ -168,7 +169,7 @@ readout {{
 }}
 )", (dir.path() / "rec").string());
   // Everything in the text: a replay runs with the recorded configuration text.
-  std::string text(default_config_text());
+  std::string text = testing_config::default_with_readout("");
   auto set = [&](const std::string& from, const std::string& to) {
     const auto at = text.find(from);
     ASSERT_NE(at, std::string::npos) << from;
@@ -187,7 +188,7 @@ readout {{
     EXPECT_TRUE(std::filesystem::exists(dir.path() / "rec" / fmt::format("run-000021-source-{}.na64rec", s))) << s;
   }
 
-  DaqConfig replay = load_config(std::string(default_config_text()) +
+  DaqConfig replay = load_config(testing_config::default_with_readout("") +
                                      fmt::format("readout {{ mode: TWO_LEVEL replay_dir: \"{}\" }}\n",
                                                  (dir.path() / "rec").string()),
                                  "replay");
@@ -226,7 +227,7 @@ TEST(RecordAndReplay, DamagedRecordingIsRefusedSayingWhere) {
     const std::uint32_t version = 9;
     out.write(reinterpret_cast<const char*>(&version), 4);
   }
-  DaqConfig replay = load_config(std::string(default_config_text()) +
+  DaqConfig replay = load_config(testing_config::default_with_readout("") +
                                      fmt::format("readout {{ mode: TWO_LEVEL replay_dir: \"{}\" }}\n",
                                                  (dir.path() / "rec").string()),
                                  "replay");

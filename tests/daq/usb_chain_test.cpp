@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "../drivers/usb_device_emulator.hpp"
+#include "config_text.hpp"
 #include "na64/daq/config.hpp"
 #include "na64/daq/pipeline.hpp"
 #include "na64/daq/raw_file.hpp"
@@ -37,7 +38,7 @@ constexpr std::uint32_t kParticles = 3000;
 constexpr std::array<std::uint32_t, 3> kBoards{620, 621, 622};
 
 std::string config_text(bool usb) {
-  std::string t(default_config_text());
+  std::string t = testing_config::default_with_readout("");
   t += "readout {\n  mode: TWO_LEVEL\n  tracker { kind: \"MM\" source: 400 }\n";
   if (usb) {
     for (std::size_t i = 0; i < kBoards.size(); ++i) t += fmt::format("  usb {{ source: {} bus: {} }}\n", kBoards[i], i + 1);

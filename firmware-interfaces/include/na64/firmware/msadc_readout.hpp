@@ -632,4 +632,19 @@ template <class Visitor>
                      "message type", "a board-to-host type (0x01-0x09)"};
 }
 
+/// What the board computes for a particle's summaries (the firmware's
+/// rule, here so that the host can compute the same from a written event):
+/// per channel of the data_format3 block, pedestal = sum of the first
+/// min(4, n) samples / min(4, n) rounded down; amplitude = maximum sample -
+/// pedestal (0 if below); the channel is summarised when its amplitude
+/// reaches `threshold` (ZS_THRESHOLD), with value = amplitude, or with
+/// `integral` the sum of (sample - pedestal) clamped to [0, 0xFFFF], and
+/// time = index of the first maximum x 4, saturated at 127. Writes the
+/// summary words in block order into `out` and returns how many; the
+/// block's decode error (event number = `event_number`) otherwise. Channels
+/// beyond `out` are dropped (size it for the block's channels).
+[[nodiscard]] Decoded<std::size_t> summarise_block(std::span<const std::uint32_t> block, std::uint32_t event_number,
+                                                   std::uint32_t threshold, SummaryValue value,
+                                                   std::span<std::uint32_t> out) noexcept;
+
 }  // namespace na64::firmware::msadc_readout
