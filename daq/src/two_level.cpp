@@ -122,6 +122,18 @@ class BoardSourceThread final : public drivers::ReadoutSink, public links::Buffe
 
   [[nodiscard]] const drivers::ReadoutHost& host() const noexcept { return host_; }
 
+  /// After the run: what did not fit the protocol, on stderr with the first
+  /// errors and where (nothing when all was well).
+  void report(std::uint32_t source) const {
+    const drivers::HostCounts& c = host_.counts();
+    if (c.decode_errors + c.framing_errors + c.unexpected_answers + c.wrong_source + outside_spill_ == 0) return;
+    fmt::print(stderr,
+               "na64daq: source {}: {} corrupt messages, {} unframed buffers, {} answers matching no request, "
+               "{} messages of another source, {} particles outside a spill\n",
+               source, c.decode_errors, c.framing_errors, c.unexpected_answers, c.wrong_source, outside_spill_);
+    for (const drivers::HostDecodeError& e : host_.errors()) fmt::print(stderr, "  {}\n", e.message());
+  }
+
  private:
   // --- links::BufferSink ---
   void on_buffer(std::span<const std::uint32_t> words, std::uint64_t time_ns) override {
@@ -633,6 +645,7 @@ RunSummary run_two_level(const DaqConfig& given, const RunOptions& given_options
     abort.request_stop();
     threads.clear();
     sources.stop();
+    for (std::size_t b = 0; b < board_threads.size(); ++b) board_threads[b]->report(sources.info()[b].source);
     sources.finish_recordings();
     const std::string error = reports.error();
     if (!error.empty()) throw RunError(fmt::format("run {}: {}", options.run, error));

@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include <array>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -242,6 +244,94 @@ TEST(RecordAndReplay, DamagedRecordingIsRefusedSayingWhere) {
                                                  (dir.path() / "rec" / "run-000021-source-620.na64rec").string()));
   }
   EXPECT_FALSE(std::filesystem::exists(dir.path() / "out" / "run-000021.map.xml"));
+}
+
+}  // namespace
+}  // namespace na64::daq
+
+namespace na64::daq {
+namespace {
+
+// Corrupt data from a board: a buffer whose first message header does not
+// decode. The host reports it with where it was, drops that buffer only, and
+// the run goes on: the particles in it are missing from that board (the
+// builder counts them incomplete), everything else is as recorded.
+TEST(RecordAndReplay, CorruptBoardDataIsReportedAndLosesOnlyItsOwnParticles) {
+  testing::TempDir dir;
+  std::string text = testing_config::default_with_readout(
+      fmt::format("readout {{ mode: TWO_LEVEL record_dir: \"{}\" }}", (dir.path() / "rec").string()));
+  const auto at = text.find("particles_per_spill: 20000");
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, 27, "particles_per_spill: 3000");
+  RunOptions options;
+  options.output = dir.path() / "taken";
+  options.run = 31;
+  options.spills = 1;
+  const RunSummary taken = run_simulated(load_config(text, "record"), options, {});
+  ASSERT_EQ(taken.total.builder.incomplete, 0u);
+
+  // Break the key of the second message of source 621's first buffer of
+  // summaries: the first message (64 particles) is read, the rest of that
+  // buffer cannot be framed and is dropped.
+  const auto file = dir.path() / "rec" / "run-000031-source-621.na64rec";
+  std::string bytes;
+  {
+    std::ifstream in(file, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  std::uint32_t text_bytes = 0;
+  std::memcpy(&text_bytes, bytes.data() + 8 + 5 * 4, 4);
+  std::size_t pos = 8 + 6 * 4 + text_bytes + (4 - text_bytes % 4) % 4;
+  std::uint32_t dropped_words = 0;
+  std::uint32_t dropped_particles = 0;
+  while (pos + 12 <= bytes.size()) {
+    std::uint32_t n = 0;
+    std::memcpy(&n, bytes.data() + pos + 8, 4);
+    if (n > 1000) {
+      std::uint32_t length = 0;
+      std::memcpy(&length, bytes.data() + pos + 12 + 4, 4);
+      length &= 0x3FFFFF;  // the first message's length in words
+      // The particles in the messages that follow: summary packets (type
+      // 0x01) give their count in word 2 bits 16-31.
+      for (std::size_t w = length; w + 3 <= n;) {
+        std::array<std::uint32_t, 3> head{};
+        std::memcpy(head.data(), bytes.data() + pos + 12 + w * 4, 12);
+        if ((head[0] >> 24) == 0x01) dropped_particles += head[2] >> 16;
+        w += head[1] & 0x3FFFFF;
+      }
+      bytes[pos + 12 + length * 4] = static_cast<char>(bytes[pos + 12 + length * 4] ^ 0x5A);
+      dropped_words = n - length;
+      break;
+    }
+    pos += 12 + std::size_t{n} * 4;
+  }
+  ASSERT_GT(dropped_words, 100u);  // a buffer of summaries
+  {
+    std::ofstream out(file, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  }
+
+  options.output = dir.path() / "replayed";
+  options.spills = 0;
+  ::testing::internal::CaptureStderr();
+  const RunSummary replayed = run_simulated(
+      load_config(testing_config::default_with_readout(
+                      fmt::format("readout {{ mode: TWO_LEVEL replay_dir: \"{}\" }}", (dir.path() / "rec").string())),
+                  "replay"),
+      options, {});
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("na64daq: source 621: 0 corrupt messages, 1 unframed buffers, 0 answers matching no request, "
+                     "0 messages of another source, 0 particles outside a spill\n"),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find("message key"), std::string::npos) << err;
+  ASSERT_EQ(replayed.spills.size(), 1u);
+  EXPECT_EQ(replayed.total.builder.particles, 3000u);
+  EXPECT_GT(dropped_particles, 0u);
+  EXPECT_EQ(replayed.total.builder.incomplete, dropped_particles);
+  EXPECT_EQ(replayed.total.builder.complete + replayed.total.builder.incomplete, 3000u);
+  const FileCheck check = check_date_file(dir.path() / "replayed" / replayed.files.at(0));
+  EXPECT_EQ(check.errors, std::vector<std::string>{});
 }
 
 }  // namespace
