@@ -52,6 +52,12 @@ const char* to_string(DecodeErrc code) noexcept {
     case DecodeErrc::ReadoutParticleGap: return "readout-particle-gap";
     case DecodeErrc::ReadoutSummaryOrder: return "readout-summary-order";
     case DecodeErrc::ReadoutBadReason: return "readout-bad-reason";
+    case DecodeErrc::LinkBadKey: return "link-bad-key";
+    case DecodeErrc::LinkBadVersion: return "link-bad-version";
+    case DecodeErrc::LinkBadType: return "link-bad-type";
+    case DecodeErrc::LinkReservedBits: return "link-reserved-bits";
+    case DecodeErrc::LinkEmptyBatch: return "link-empty-batch";
+    case DecodeErrc::LinkBadBlockKind: return "link-bad-block-kind";
   }
   return "unknown";
 }

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Writes valid encoded inputs as seed corpora for the fuzz targets:
-// `firmware_fuzz_seeds <dir>` fills <dir>/date_event, msadc, apv, straw_tdc and msadc_readout.
+// `firmware_fuzz_seeds <dir>` fills <dir>/date_event, msadc, apv, straw_tdc,
+// msadc_readout and frontend_link.
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -10,6 +12,7 @@
 
 #include "event_fixtures.hpp"
 #include "na64/firmware/apv.hpp"
+#include "na64/firmware/frontend_link.hpp"
 #include "na64/firmware/msadc_readout.hpp"
 #include "na64/firmware/straw_tdc.hpp"
 
@@ -107,6 +110,41 @@ std::vector<std::uint32_t> readout_requests() {
   return out;
 }
 
+/// A stream of front-end messages of the front-end link protocol: spill
+/// begin, an APV and a straw TDC event, too late, not found, spill end.
+std::vector<std::uint32_t> frontend_stream() {
+  namespace fl = fw::frontend_link;
+  std::vector<std::uint32_t> out;
+  std::vector<std::uint32_t> buf(64);
+  const auto append = [&](std::size_t n) { out.insert(out.end(), buf.begin(), buf.begin() + static_cast<long>(n)); };
+  append(fl::encode(fl::SpillBegin{700, 17}, buf));
+  const auto apv = apv_input(5, true);
+  const auto straw = straw_input(6, 17);
+  if (apv.empty() || straw.empty()) return {};
+  const std::vector<std::uint32_t> apv_block(apv.begin() + 1, apv.end());
+  const std::vector<std::uint32_t> straw_block(straw.begin() + 2, straw.end());
+  buf.resize(std::max(buf.size(), fl::kEventDataHeadWords + std::max(apv_block.size(), straw_block.size())));
+  append(fl::encode(fl::EventData{700, {17, 5, 1}, fl::BlockKind::Apv, apv_block}, buf));
+  append(fl::encode(fl::EventData{700, {17, 6, 2}, fl::BlockKind::StrawTdc, straw_block}, buf));
+  append(fl::encode(fl::TooLate{700, {15, 9, 3}, 16, 0}, buf));
+  append(fl::encode(fl::NotFound{700, {17, 300, 4}}, buf));
+  append(fl::encode(fl::SpillEnd{700, 17, 200}, buf));
+  return out;
+}
+
+/// A stream of host messages: a gate opening, closing, and two requests.
+std::vector<std::uint32_t> frontend_host_stream() {
+  namespace fl = fw::frontend_link;
+  std::vector<std::uint32_t> out;
+  std::vector<std::uint32_t> buf(16);
+  const auto append = [&](std::size_t n) { out.insert(out.end(), buf.begin(), buf.begin() + static_cast<long>(n)); };
+  append(fl::encode(fl::SpillGate{700, 17, true, 0}, buf));
+  append(fl::encode(fl::SpillGate{700, 17, false, 200}, buf));
+  const fl::EventRef refs[] = {{17, 5, 1}, {17, 6, 2}};
+  append(fl::encode_event_requests(700, refs, buf));
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -120,6 +158,7 @@ int main(int argc, char** argv) {
   std::filesystem::create_directories(root / "apv");
   std::filesystem::create_directories(root / "straw_tdc");
   std::filesystem::create_directories(root / "msadc_readout");
+  std::filesystem::create_directories(root / "frontend_link");
   bool ok = true;
 
   const fw::DateHeader h = fwt::physics_header();
@@ -152,6 +191,10 @@ int main(int argc, char** argv) {
   const auto requests = readout_requests();
   ok &= readout.size() > 20 && write_words(root / "msadc_readout" / "board_messages", readout);
   ok &= !requests.empty() && write_words(root / "msadc_readout" / "requests", requests);
+  const auto frontend = frontend_stream();
+  const auto host = frontend_host_stream();
+  ok &= frontend.size() > 30 && write_words(root / "frontend_link" / "frontend_messages", frontend);
+  ok &= host.size() == 14 && write_words(root / "frontend_link" / "host_messages", host);
 
   if (!ok) {
     std::fprintf(stderr, "could not write the seeds under %s\n", root.c_str());

@@ -63,6 +63,12 @@ enum class DecodeErrc : std::uint8_t {
   ReadoutParticleGap, ///< a summary packet's particle number is not the previous one + 1
   ReadoutSummaryOrder,///< a particle's summaries not in strictly increasing (port, ADC, channel) order
   ReadoutBadReason,   ///< a bad-request answer's reason is not one of 1-4
+  LinkBadKey,         ///< front-end link message key is not 0x4C46
+  LinkBadVersion,     ///< front-end link protocol version is not 1
+  LinkBadType,        ///< front-end link message type unknown, or not the one the decoder reads
+  LinkReservedBits,   ///< a reserved bit of a front-end link word is set
+  LinkEmptyBatch,     ///< a front-end link request message with no request
+  LinkBadBlockKind,   ///< a front-end link event-data block kind is not 1 (APV) or 2 (straw TDC)
 };
 
 /// Short stable name of an error code, e.g. "bad-magic"; used as a counter key.
