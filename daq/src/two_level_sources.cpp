@@ -12,6 +12,8 @@
 #include "na64/drivers/beam.hpp"
 #include "na64/drivers/emulated_readout_board.hpp"
 #include "na64/drivers/emulated_trackers.hpp"
+#include "na64/drivers/tracker_frontend.hpp"
+#include "na64/drivers/tracker_link.hpp"
 #include "na64/drivers/usb_msadc.hpp"
 #include "na64/firmware/msadc_readout.hpp"
 #include "recording.hpp"
@@ -58,7 +60,8 @@ class InProcessBoardLink final : public links::BoardLink {
         throw RunError(fmt::format("source {}: emulated board refused register 0x{:02x}", source, r.address));
       }
     }
-    stream_.resize(std::max<std::size_t>(board_.min_stream_words(), 16384));
+    // Small buffers: answers wait behind the summaries of one buffer at most.
+    stream_.resize(std::max<std::size_t>(board_.min_stream_words(), 4096));
     answers_.resize(board_.answer_words_bound(64) * 4);
   }
 
@@ -221,54 +224,105 @@ class UsbBoardLink final : public links::BoardLink, public drivers::UsbMsadcSink
   drivers::UsbMsadcDriver driver_;  // last: its event thread stops first
 };
 
-/// Tracker front-ends emulated in the host, answering at once.
-class InProcessTrackerPort final : public links::TrackerPort {
+/// A tracker front-end over Ethernet: the Boost.Asio TrackerLink (its own
+/// I/O thread) hands its answers over through a ring the tracker's source
+/// thread reads.
+class TcpTrackerPort final : public links::TrackerPort, private drivers::TrackerLinkSink {
  public:
-  InProcessTrackerPort(const drivers::EmulatedTrackers& trackers, TrackerKind kind, std::size_t max_words)
-      : trackers_(trackers), kind_(kind), block_(max_words) {}
-
-  void gate(std::uint32_t spill, bool open, std::uint32_t particles) override {
-    if (open) {
-      gated_ = spill;
-      particles_ = particles;
+  TcpTrackerPort(const TrackerSettings& t, std::uint16_t port, std::size_t max_words, std::chrono::milliseconds timeout)
+      : source_(t.source), answers_(1024, max_words), link_(parameters(t, timeout), *this) {
+    if (const std::error_code ec = link_.connect(t.host, port, std::chrono::milliseconds(2000))) {
+      throw RunError(fmt::format("tracker {} ({} at {}:{}): cannot connect: {}", t.source, to_string(t.kind), t.host,
+                                 port, ec.message()));
     }
+  }
+  ~TcpTrackerPort() override { stop(); }
+
+  void stop() noexcept {
+    stopping_.store(true);
+    link_.close();
+  }
+
+  // The particle count goes with the close (the gate-open message has none).
+  void gate(std::uint32_t spill, bool open, std::uint32_t particles) override {
+    if (!link_.gate(spill, open, open ? 0 : particles)) ++gates_refused_;
   }
   bool request(std::uint32_t spill, std::uint32_t particle) override {
-    if (queue_.size() == queue_.capacity()) return false;
-    queue_.push_back({spill, particle});
-    return true;
+    const drivers::ParticleRef ref{spill, particle};
+    return link_.request(std::span<const drivers::ParticleRef>(&ref, 1)) == 1;
   }
   void poll(std::chrono::microseconds wait, links::TrackerSink& sink) override {
-    if (queue_.empty()) {
+    std::size_t n = answers_.readable(64);
+    if (n == 0) {
       std::this_thread::sleep_for(std::min(wait, std::chrono::microseconds(100)));
-      return;
+      n = answers_.readable(64);
     }
-    for (const RequestRef& r : queue_) {
-      if (r.spill > gated_ || r.particle == 0 || r.particle > particles_) {
-        sink.on_answer(r.spill, r.particle, links::TrackerOutcome::NotFound, {});
-        continue;
-      }
-      std::size_t n = 0;
-      switch (kind_) {
-        case TrackerKind::Micromegas: n = trackers_.write_apv(r.spill, r.particle, drivers::ApvSource::Micromegas, block_); break;
-        case TrackerKind::Gem: n = trackers_.write_apv(r.spill, r.particle, drivers::ApvSource::Gem, block_); break;
-        case TrackerKind::Straw: n = trackers_.write_straw(r.spill, r.particle, block_); break;
-      }
-      sink.on_answer(r.spill, r.particle, links::TrackerOutcome::Data, std::span<const std::uint32_t>(block_.data(), n));
+    for (std::size_t k = 0; k < n; ++k) {
+      const Answer& a = answers_.read_desc(k);
+      sink.on_answer(a.spill, a.particle, a.outcome, answers_.read_words(k).first(a.words));
     }
-    queue_.clear();
+    answers_.consume(n);
   }
 
-  void reserve(std::size_t n) { queue_.reserve(n); }
-
  private:
-  const drivers::EmulatedTrackers& trackers_;
-  TrackerKind kind_;
-  std::vector<std::uint32_t> block_;
-  std::vector<RequestRef> queue_;
-  std::uint32_t gated_ = 0;
-  std::uint32_t particles_ = 0;
+  struct Answer {
+    std::uint32_t spill = 0;
+    std::uint32_t particle = 0;
+    links::TrackerOutcome outcome = links::TrackerOutcome::Data;
+    std::size_t words = 0;
+  };
+
+  static drivers::TrackerLinkParameters parameters(const TrackerSettings& t, std::chrono::milliseconds timeout) {
+    drivers::TrackerLinkParameters p;
+    p.source_id = t.source;
+    p.request_timeout = timeout;
+    return p;
+  }
+
+  // The link's I/O thread.
+  void put(const drivers::ParticleRef& ref, links::TrackerOutcome outcome, std::span<const std::uint32_t> block) {
+    eb::Backoff backoff;
+    while (answers_.writable(1) == 0) {
+      if (stopping_.load()) return;
+      backoff.pause();
+    }
+    const std::size_t n = std::min(block.size(), answers_.slot_words());
+    if (n != 0) std::memcpy(answers_.write_words(0).data(), block.data(), n * 4);
+    answers_.write_desc(0) = Answer{ref.spill, ref.particle, outcome, n};
+    answers_.commit(1);
+  }
+  void on_event(const drivers::ParticleRef& ref, firmware::frontend_link::BlockKind, std::span<const std::uint32_t> block) override {
+    put(ref, links::TrackerOutcome::Data, block);
+  }
+  void on_lost(const drivers::ParticleRef& ref, drivers::LinkOutcome outcome, std::optional<drivers::ParticleRef>) override {
+    links::TrackerOutcome o = links::TrackerOutcome::Lost;
+    switch (outcome) {
+      case drivers::LinkOutcome::TooLate: o = links::TrackerOutcome::TooLate; break;
+      case drivers::LinkOutcome::NotFound: o = links::TrackerOutcome::NotFound; break;
+      case drivers::LinkOutcome::Unanswered: o = links::TrackerOutcome::Unanswered; break;
+      case drivers::LinkOutcome::Disconnected: o = links::TrackerOutcome::Lost; break;
+    }
+    put(ref, o, {});
+  }
+  void on_state(drivers::LinkState state, std::string_view why) override {
+    if (state == drivers::LinkState::Lost && !stopping_.load()) fmt::print(stderr, "na64daq: tracker {} lost: {}\n", source_, why);
+  }
+
+  std::uint32_t source_;
+  std::uint64_t gates_refused_ = 0;
+  eb::SlotRing<Answer> answers_;
+  std::atomic<bool> stopping_{false};
+  drivers::TrackerLink link_;  // last: its I/O thread stops first
 };
+
+drivers::TrackerKind emulated_kind(TrackerKind k) {
+  switch (k) {
+    case TrackerKind::Micromegas: return drivers::TrackerKind::Micromegas;
+    case TrackerKind::Gem: return drivers::TrackerKind::Gem;
+    case TrackerKind::Straw: return drivers::TrackerKind::Straw;
+  }
+  return drivers::TrackerKind::Micromegas;
+}
 
 std::size_t tracker_max_words(const drivers::EmulatedTrackers& t, TrackerKind k) {
   switch (k) {
@@ -286,6 +340,9 @@ struct Sources::Emulation {
   drivers::NA64Beam beam;
   drivers::EmulatedTrackers trackers;
   std::vector<UsbBoardLink*> usb;
+  std::vector<TcpTrackerPort*> tcp;
+  /// Tracker front-ends the run starts itself (port 0), on loopback.
+  std::vector<std::unique_ptr<drivers::EmulatedTrackerFrontEnd>> front_ends;
 };
 
 Sources::Sources(const DaqConfig& config, const RunOptions& options, eb::SpillClock& clock, std::stop_token abort)
@@ -340,8 +397,16 @@ Sources::Sources(const DaqConfig& config, const RunOptions& options, eb::SpillCl
     if (!replay.empty()) {
       port = std::make_unique<recording::ReplayTrackerPort>(recorded(t.source));
     } else {
-      auto p = std::make_unique<InProcessTrackerPort>(emulation_->trackers, t.kind, max_words);
-      p->reserve(4096);
+      std::uint16_t tcp_port = t.port;
+      if (tcp_port == 0) {  // an emulated front-end, served on loopback by the run
+        drivers::TrackerFrontEndParameters fe;
+        fe.source_id = t.source;
+        fe.kind = emulated_kind(t.kind);
+        emulation_->front_ends.push_back(std::make_unique<drivers::EmulatedTrackerFrontEnd>(emulation_->trackers, fe));
+        tcp_port = emulation_->front_ends.back()->port();
+      }
+      auto p = std::make_unique<TcpTrackerPort>(t, tcp_port, max_words, config.readout.completion_timeout);
+      emulation_->tcp.push_back(p.get());
       port = std::move(p);
     }
     if (!record.empty()) {
@@ -396,6 +461,7 @@ void Sources::start(std::stop_token abort) {
 
 void Sources::stop() noexcept {
   for (UsbBoardLink* u : emulation_->usb) u->stop();
+  for (TcpTrackerPort* t : emulation_->tcp) t->stop();
 }
 
 }  // namespace na64::daq::chain

@@ -142,7 +142,7 @@ class EmulatedTrackerFrontEnd::Impl {
   }
 
  private:
-  /// A spill in the latency buffer: particles below `limit` are held.
+  /// A spill in the latency buffer: particles 1 to `limit` are held.
   struct HeldSpill {
     std::uint32_t spill = 0;
     std::uint32_t limit = 0;
@@ -166,7 +166,7 @@ class EmulatedTrackerFrontEnd::Impl {
     const std::size_t n = held_.size();
     for (std::size_t k = 0; k < held_count_; ++k) {  // newest first: a spill number gated again is its latest gate
       const HeldSpill& h = held_[(held_next_ + n - 1 - k) % n];
-      if (h.spill == ref.spill) return ref.particle < h.limit ? Answer::Data : Answer::NotFound;
+      if (h.spill == ref.spill) return ref.particle != 0 && ref.particle <= h.limit ? Answer::Data : Answer::NotFound;
     }
     if (!gated_[ref.spill]) return Answer::NotFound;
     oldest_spill = held_[(held_next_ + n - held_count_) % n].spill;
@@ -416,7 +416,7 @@ class EmulatedTrackerFrontEnd::Impl {
         break;
       }
       case Answer::TooLate:
-        n = fl::encode(fl::TooLate{p_.source_id, ref, oldest_spill, 0}, out);
+        n = fl::encode(fl::TooLate{p_.source_id, ref, oldest_spill, 1}, out);
         if (n != 0) ++counters_.too_late;
         break;
       case Answer::NotFound:

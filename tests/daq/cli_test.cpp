@@ -1,12 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 // na64daq as the shift crew runs it: a real process, real files.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
+#include <thread>
 
 #include "na64/testing/command.hpp"
 #include "na64/testing/temp_dir.hpp"
@@ -105,6 +109,70 @@ TEST(Na64daqCli, DefaultConfigRoundTrips) {
   std::ofstream(cfg) << o.output;
   const auto run = na64daq("run --spills 1 --particles 200 --output " + dir.path().string() + " --config " + cfg.string());
   EXPECT_EQ(run.exit_code, 0) << run.output;
+}
+
+}  // namespace
+
+namespace {
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// A tracker front-end started by its documented command, in its own
+// process, read by a run over TCP.
+TEST(Na64daqCli, RunReadsATrackerFrontEndStartedByTheFrontendCommand) {
+  na64::testing::TempDir dir;
+  const auto log = dir.path() / "frontend.log";
+  const std::string cmd =
+      std::string("exec ") + NA64DAQ_PATH + " frontend --kind GEM --source 401 --port 0 > " + log.string() + " 2>&1";
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  std::string port;
+  for (int i = 0; i < 500 && port.empty(); ++i) {
+    const std::string out = slurp(log);
+    const auto at = out.find("tracker front-end GEM source 401 on 127.0.0.1:");
+    if (at != std::string::npos && out.find('\n', at) != std::string::npos) {
+      port = out.substr(at + 46, out.find('\n', at) - at - 46);
+    }
+    if (port.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_FALSE(port.empty()) << slurp(log);
+
+  std::string config = na64daq("default-config").output;
+  const std::string gem = "tracker { kind: \"GEM\" source: 401 }";
+  const auto at = config.find(gem);
+  ASSERT_NE(at, std::string::npos);
+  config.replace(at, gem.size(), "tracker { kind: \"GEM\" source: 401 port: " + port + " }");
+  std::ofstream(dir.path() / "remote.textproto") << config;
+  const auto run = na64daq("run --spills 2 --particles 3000 --run 3 --output " + (dir.path() / "out").string() +
+                           " --config " + (dir.path() / "remote.textproto").string());
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  const auto check = na64daq("check " + (dir.path() / "out" / "cdr01001-000003.dat").string());
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+  EXPECT_NE(check.output.find(", 0 errors"), std::string::npos) << check.output;
+  EXPECT_NE(check.output.find(" tracker hits, 0 equipments flagged missing"), std::string::npos) << check.output;
+
+  ::kill(pid, SIGINT);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  const std::string out = slurp(log);
+  // Every event the run wrote was asked for once and served.
+  const auto written_at = run.output.find("written ");
+  ASSERT_NE(written_at, std::string::npos);
+  EXPECT_NE(out.find("signal 2: 2 spills gated, "), std::string::npos) << out;
+  EXPECT_NE(out.find(" too late, 0 not found, 0 dropped"), std::string::npos) << out;
+}
+
+TEST(Na64daqCli, FrontendRefusesABadKind) {
+  const auto o = na64daq("frontend --kind PIXEL --source 400");
+  EXPECT_EQ(o.exit_code, 2);
+  EXPECT_NE(o.output.find("na64daq: --kind: \"PIXEL\" is not MM, GEM or STRAW"), std::string::npos) << o.output;
 }
 
 }  // namespace

@@ -49,7 +49,7 @@ struct ModeRun {
 // Two-level runs also read the three tracker front-ends.
 constexpr std::string_view kTwoLevel = R"(
 readout {
-  mode: TWO_LEVEL
+  mode: TWO_LEVEL completion_timeout_ms: 10000
   tracker { kind: "MM" source: 400 }
   tracker { kind: "GEM" source: 401 }
   tracker { kind: "STRAW" source: 402 }

@@ -31,7 +31,7 @@ namespace fw = na64::firmware;
 
 constexpr std::string_view kTwoLevel = R"(
 readout {
-  mode: TWO_LEVEL
+  mode: TWO_LEVEL completion_timeout_ms: 10000
   tracker { kind: "MM" source: 400 }
 }
 )";
@@ -163,7 +163,7 @@ TEST(RecordAndReplay, ReplayedRunWritesByteIdenticalFiles) {
   testing::TempDir dir;
   const std::string extra = fmt::format(R"(
 readout {{
-  mode: TWO_LEVEL
+  mode: TWO_LEVEL completion_timeout_ms: 10000
   record_dir: "{}"
   tracker {{ kind: "MM" source: 400 }}
   tracker {{ kind: "GEM" source: 401 }}
@@ -191,7 +191,7 @@ readout {{
   }
 
   DaqConfig replay = load_config(testing_config::default_with_readout("") +
-                                     fmt::format("readout {{ mode: TWO_LEVEL replay_dir: \"{}\" }}\n",
+                                     fmt::format("readout {{ mode: TWO_LEVEL completion_timeout_ms: 10000 replay_dir: \"{}\" }}\n",
                                                  (dir.path() / "rec").string()),
                                  "replay");
   options.output = dir.path() / "replayed";
@@ -230,7 +230,7 @@ TEST(RecordAndReplay, DamagedRecordingIsRefusedSayingWhere) {
     out.write(reinterpret_cast<const char*>(&version), 4);
   }
   DaqConfig replay = load_config(testing_config::default_with_readout("") +
-                                     fmt::format("readout {{ mode: TWO_LEVEL replay_dir: \"{}\" }}\n",
+                                     fmt::format("readout {{ mode: TWO_LEVEL completion_timeout_ms: 10000 replay_dir: \"{}\" }}\n",
                                                  (dir.path() / "rec").string()),
                                  "replay");
   RunOptions options;
@@ -259,7 +259,7 @@ namespace {
 TEST(RecordAndReplay, CorruptBoardDataIsReportedAndLosesOnlyItsOwnParticles) {
   testing::TempDir dir;
   std::string text = testing_config::default_with_readout(
-      fmt::format("readout {{ mode: TWO_LEVEL record_dir: \"{}\" }}", (dir.path() / "rec").string()));
+      fmt::format("readout {{ mode: TWO_LEVEL completion_timeout_ms: 10000 record_dir: \"{}\" }}", (dir.path() / "rec").string()));
   const auto at = text.find("particles_per_spill: 20000");
   ASSERT_NE(at, std::string::npos);
   text.replace(at, 27, "particles_per_spill: 3000");
@@ -316,7 +316,7 @@ TEST(RecordAndReplay, CorruptBoardDataIsReportedAndLosesOnlyItsOwnParticles) {
   ::testing::internal::CaptureStderr();
   const RunSummary replayed = run_simulated(
       load_config(testing_config::default_with_readout(
-                      fmt::format("readout {{ mode: TWO_LEVEL replay_dir: \"{}\" }}", (dir.path() / "rec").string())),
+                      fmt::format("readout {{ mode: TWO_LEVEL completion_timeout_ms: 10000 replay_dir: \"{}\" }}", (dir.path() / "rec").string())),
                   "replay"),
       options, {});
   const std::string err = ::testing::internal::GetCapturedStderr();

@@ -39,7 +39,7 @@ constexpr std::array<std::uint32_t, 3> kBoards{620, 621, 622};
 
 std::string config_text(bool usb) {
   std::string t = testing_config::default_with_readout("");
-  t += "readout {\n  mode: TWO_LEVEL\n  tracker { kind: \"MM\" source: 400 }\n";
+  t += "readout {\n  mode: TWO_LEVEL completion_timeout_ms: 10000\n  tracker { kind: \"MM\" source: 400 }\n";
   if (usb) {
     for (std::size_t i = 0; i < kBoards.size(); ++i) t += fmt::format("  usb {{ source: {} bus: {} }}\n", kBoards[i], i + 1);
   }

@@ -20,6 +20,9 @@ struct RecordedRun {
 
   RecordedRun() {
     DaqConfig config = load_config(default_config_text(), "embedded default");
+    // Every answer waited for, however slow the machine (sanitizers): the
+    // recorded decisions are then those of complete events.
+    config.readout.completion_timeout = std::chrono::seconds(10);
     config.beam.particles_per_spill = 5000;
     config.beam.signal_fraction = 0.05;
     config.thresholds.beam_prescale = 20;

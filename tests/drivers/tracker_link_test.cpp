@@ -275,15 +275,15 @@ TEST_F(TrackerLinkTest, InProcessGateIsAnnouncedAndBoundsTheSpill) {
   EXPECT_EQ(sink.record().spills,
             (std::vector<SeenSpill>{{SpillEdge::Begin, 5, 0}, {SpillEdge::End, 5, 10}}));
 
-  const std::vector<ParticleRef> refs{{5, 9}, {5, 10}};
+  const std::vector<ParticleRef> refs{{5, 10}, {5, 11}};  // the last particle of the 10, one beyond
   ASSERT_EQ(link.request(refs), 2u);
   ASSERT_TRUE(sink.wait([](const Record& r) { return r.ended() == 2; }));
   const Record r = sink.record();
   ASSERT_EQ(r.events.size(), 1u);
-  EXPECT_EQ(r.events[0].ref, (ParticleRef{5, 9}));
-  EXPECT_EQ(r.events[0].block, expected_block(TrackerKind::Straw, {5, 9}));
+  EXPECT_EQ(r.events[0].ref, (ParticleRef{5, 10}));
+  EXPECT_EQ(r.events[0].block, expected_block(TrackerKind::Straw, {5, 10}));
   ASSERT_EQ(r.lost.size(), 1u);
-  EXPECT_EQ(r.lost[0].ref, (ParticleRef{5, 10}));
+  EXPECT_EQ(r.lost[0].ref, (ParticleRef{5, 11}));
   EXPECT_EQ(r.lost[0].outcome, LinkOutcome::NotFound);
 }
 
@@ -295,20 +295,20 @@ TEST_F(TrackerLinkTest, ASpillOlderThanTheHeldOnesIsTooLateNamingTheOldestHeld) 
   gate(link, sink, 2, 100);
   gate(link, sink, 3, 100);
 
-  const std::vector<ParticleRef> refs{{1, 5}, {2, 5}, {3, 99}, {1, 0}};
+  const std::vector<ParticleRef> refs{{1, 5}, {2, 5}, {3, 100}, {1, 1}};
   ASSERT_EQ(link.request(refs), 4u);
   ASSERT_TRUE(sink.wait([](const Record& r) { return r.ended() == 4; }));
   const Record r = sink.record();
   ASSERT_EQ(r.events.size(), 2u);
   EXPECT_EQ(r.events[0].ref, (ParticleRef{2, 5}));
-  EXPECT_EQ(r.events[1].ref, (ParticleRef{3, 99}));
+  EXPECT_EQ(r.events[1].ref, (ParticleRef{3, 100}));
   ASSERT_EQ(r.lost.size(), 2u);
   for (std::size_t k = 0; k < 2; ++k) {
     EXPECT_EQ(r.lost[k].outcome, LinkOutcome::TooLate);
-    EXPECT_EQ(r.lost[k].oldest_held, (ParticleRef{2, 0})) << "particle 0 of spill 2, the oldest held";
+    EXPECT_EQ(r.lost[k].oldest_held, (ParticleRef{2, 1})) << "particle 1 of spill 2, the oldest held";
   }
   EXPECT_EQ(r.lost[0].ref, (ParticleRef{1, 5}));
-  EXPECT_EQ(r.lost[1].ref, (ParticleRef{1, 0}));
+  EXPECT_EQ(r.lost[1].ref, (ParticleRef{1, 1}));
   const auto c = link.counters();
   EXPECT_EQ(c.too_late, 2u);
   EXPECT_EQ(c.completed, 2u);
@@ -321,22 +321,43 @@ TEST_F(TrackerLinkTest, AParticleBeyondTheSpillOrASpillNeverGatedIsNotFound) {
   TrackerLink link(link_parameters(), sink);
   connect_and_gate(link, sink, *fe, 7, 200);
 
-  const std::vector<ParticleRef> refs{{7, 199}, {7, 200}, {7, 0xFFFFFF}, {8, 0}};
+  const std::vector<ParticleRef> refs{{7, 200}, {7, 201}, {7, 0xFFFFFF}, {8, 1}};
   ASSERT_EQ(link.request(refs), 4u);
   ASSERT_TRUE(sink.wait([](const Record& r) { return r.ended() == 4; }));
   const Record r = sink.record();
   ASSERT_EQ(r.events.size(), 1u);
-  EXPECT_EQ(r.events[0].ref, (ParticleRef{7, 199}));
+  EXPECT_EQ(r.events[0].ref, (ParticleRef{7, 200}));
   ASSERT_EQ(r.lost.size(), 3u);
-  EXPECT_EQ(r.lost[0].ref, (ParticleRef{7, 200}));
+  EXPECT_EQ(r.lost[0].ref, (ParticleRef{7, 201}));
   EXPECT_EQ(r.lost[1].ref, (ParticleRef{7, 0xFFFFFF}));
-  EXPECT_EQ(r.lost[2].ref, (ParticleRef{8, 0}));
+  EXPECT_EQ(r.lost[2].ref, (ParticleRef{8, 1}));
   for (const auto& l : r.lost) {
     EXPECT_EQ(l.outcome, LinkOutcome::NotFound);
     EXPECT_FALSE(l.oldest_held.has_value());
   }
   EXPECT_EQ(link.counters().not_found, 3u);
   EXPECT_EQ(fe->counters().not_found, 3u);
+}
+
+TEST_F(TrackerLinkTest, ParticleZeroIsNotFoundParticlesCountFromOne) {
+  const auto fe = front_end(TrackerKind::Micromegas);
+  RecordingSink sink;
+  TrackerLink link(link_parameters(), sink);
+  connect_and_gate(link, sink, *fe, 6, 10);
+
+  const std::vector<ParticleRef> refs{{6, 0}, {6, 1}};
+  ASSERT_EQ(link.request(refs), 2u) << "the link takes particle 0: the front-end answers it";
+  ASSERT_TRUE(sink.wait([](const Record& r) { return r.ended() == 2; }));
+  const Record r = sink.record();
+  ASSERT_EQ(r.events.size(), 1u);
+  EXPECT_EQ(r.events[0].ref, (ParticleRef{6, 1}));
+  ASSERT_EQ(r.lost.size(), 1u);
+  EXPECT_EQ(r.lost[0].ref, (ParticleRef{6, 0}));
+  EXPECT_EQ(r.lost[0].outcome, LinkOutcome::NotFound);
+  EXPECT_FALSE(r.lost[0].oldest_held.has_value());
+  EXPECT_EQ(link.counters().not_found, 1u);
+  EXPECT_EQ(fe->counters().not_found, 1u);
+  EXPECT_EQ(fe->counters().served, 1u);
 }
 
 TEST_F(TrackerLinkTest, ASilentFrontEndLeavesExactlyTheUnsentRequestsUnansweredAfterTheTimeout) {
@@ -347,7 +368,7 @@ TEST_F(TrackerLinkTest, ASilentFrontEndLeavesExactlyTheUnsentRequestsUnansweredA
   TrackerLink link(link_parameters(), sink);  // request timeout 200 ms
   connect_and_gate(link, sink, *fe, 4, 200);
 
-  const auto refs = particles(4, 0, 50);
+  const auto refs = particles(4, 1, 50);
   const auto taken_at = Clock::now();
   ASSERT_EQ(link.request(refs), 50u);
   ASSERT_TRUE(sink.wait([](const Record& r) { return r.ended() == 50; })) << "none waits forever";
@@ -415,11 +436,11 @@ TEST_F(TrackerLinkTest, TheFrontEndClosingEndsTheRequestsInFlightDisconnectedAnd
   EXPECT_FALSE(link.gate(9, false, 200)) << "a close cannot wait for a connection";
 
   gate(link, sink, 10, 200);  // the opening gate reconnects
-  ASSERT_EQ(link.request(particles(10, 0, 10)), 10u);
+  ASSERT_EQ(link.request(particles(10, 1, 10)), 10u);
   ASSERT_TRUE(sink.wait([](const Record& x) { return x.ended() == 60; }));
   r = sink.record();
   EXPECT_EQ(r.events.size(), 30u);
-  EXPECT_EQ(r.events.back().ref, (ParticleRef{10, 9}));
+  EXPECT_EQ(r.events.back().ref, (ParticleRef{10, 10}));
   EXPECT_EQ(r.states_as(LinkState::Connected), 2u);
   const auto c = link.counters();
   EXPECT_EQ(c.connections, 2u);
@@ -438,13 +459,13 @@ TEST_F(TrackerLinkTest, ReconnectAfterTheLinkWasLost) {
   RecordingSink sink;
   TrackerLink link(link_parameters(), sink);
   connect_and_gate(link, sink, *fe, 1, 10);
-  ASSERT_EQ(link.request(particles(1, 0, 3)), 3u);
+  ASSERT_EQ(link.request(particles(1, 1, 3)), 3u);
   ASSERT_TRUE(sink.wait([](const Record& r) { return r.lost_as(LinkOutcome::Disconnected) == 3; }));
   EXPECT_EQ(link.state(), LinkState::Lost);
 
   link.reconnect();
   ASSERT_TRUE(sink.wait([](const Record& r) { return r.states_as(LinkState::Connected) == 2; }));
-  ASSERT_EQ(link.request(particles(1, 0, 3)), 3u);
+  ASSERT_EQ(link.request(particles(1, 1, 3)), 3u);
   ASSERT_TRUE(sink.wait([](const Record& r) { return r.events.size() == 3; }));
   EXPECT_EQ(link.counters().reconnects, 1u);
 }
@@ -457,7 +478,7 @@ TEST_F(TrackerLinkTest, AGarbledStreamIsCountedWhereItWasAndTheConnectionIsMadeA
   TrackerLink link(link_parameters(), sink);
   connect_and_gate(link, sink, *fe, 2, 200);
 
-  const auto refs = particles(2, 0, 10);
+  const auto refs = particles(2, 1, 10);
   ASSERT_EQ(link.request(refs), 10u);
   ASSERT_TRUE(sink.wait([](const Record& r) { return r.ended() == 10 && r.states_as(LinkState::Connected) == 2; }));
   const Record r = sink.record();
@@ -505,7 +526,7 @@ TEST_F(TrackerLinkTest, AFullTableTakesFewerRequestsAndCountsTheRest) {
   TrackerLink link(p, sink);
   connect_and_gate(link, sink, *fe, 1, 200);
 
-  const auto refs = particles(1, 0, 20);
+  const auto refs = particles(1, 1, 20);
   EXPECT_EQ(link.request(refs), 8u);
   auto c = link.counters();
   EXPECT_EQ(c.taken, 8u);
@@ -571,7 +592,7 @@ TEST_F(TrackerLinkTest, ASecondConnectionReplacesTheFirst) {
   EXPECT_EQ(first.state(), LinkState::Lost);
   ASSERT_TRUE(eventually([&] { return fe->counters().replaced == 1; }));
 
-  ASSERT_EQ(second.request(particles(1, 0, 2)), 2u);
+  ASSERT_EQ(second.request(particles(1, 1, 2)), 2u);
   ASSERT_TRUE(second_sink.wait([](const Record& r) { return r.events.size() == 2; }));
   EXPECT_EQ(fe->counters().connections, 2u);
 }
@@ -621,7 +642,7 @@ TEST_F(TrackerLinkTest, OnceRunningNothingIsAllocatedPerRequest) {
   ASSERT_EQ(link.connect("127.0.0.1", fe->port(), 1s), std::error_code());
   ASSERT_TRUE(link.gate(1, true, 0));
   ASSERT_TRUE(link.gate(1, false, 10000));
-  const auto refs = particles(1, 0, 2000);
+  const auto refs = particles(1, 1, 2000);
   const std::span<const ParticleRef> all(refs);
   // Warm-up: Asio keeps the memory of its completed operations for the next ones.
   ASSERT_EQ(link.request(all.first(100)), 100u);

@@ -31,6 +31,9 @@
 #include "na64/daq/pipeline.hpp"
 #include "na64/daq/raw_file.hpp"
 #include "na64/daq/run_files.hpp"
+#include "na64/drivers/beam.hpp"
+#include "na64/drivers/emulated_trackers.hpp"
+#include "na64/drivers/tracker_frontend.hpp"
 
 namespace {
 
@@ -60,6 +63,11 @@ constexpr std::string_view kUsage = R"(usage:
       (e.g. "ecal_max_gev: 40 hcal_max_gev: 2"), and reports per spill the
       invisible line's counts, its rate on the unbiased (beam-line) sample,
       and the fraction of the recorded invisible-line events it keeps.
+  na64daq frontend --kind MM|GEM|STRAW --source ID [--port P] [--config FILE] [--hold-spills N]
+      Serves an emulated tracker front-end (front-end link protocol v1) on
+      127.0.0.1:P (0: any free port, printed) with the hits of the
+      configuration's beam, until SIGINT/SIGTERM. A run reads it with
+      readout { tracker { kind: "MM" source: ID port: P } }.
   na64daq check FILE...
       Reads DATE files with the project's decoder and reports every error.
   na64daq default-config
@@ -281,6 +289,63 @@ int command_serve(const std::vector<std::string_view>& args) {
   return 0;
 }
 
+// An emulated tracker front-end on loopback, for a run that reads its
+// trackers over Ethernet from another process (readout.tracker.port).
+int command_frontend(const std::vector<std::string_view>& args) {
+  std::optional<std::string> config_file;
+  std::string_view kind;
+  std::optional<std::uint32_t> source;
+  std::uint32_t port = 0;
+  std::uint32_t hold = 2;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string_view flag = args[i];
+    if (i + 1 >= args.size()) throw UsageError(fmt::format("{} needs a value", flag));
+    const std::string_view value = args[++i];
+    if (flag == "--config") {
+      config_file = std::string(value);
+    } else if (flag == "--kind") {
+      kind = value;
+    } else if (flag == "--source") {
+      source = static_cast<std::uint32_t>(parse_number(flag, value, 0, 895));
+    } else if (flag == "--port") {
+      port = static_cast<std::uint32_t>(parse_number(flag, value, 0, 65535));
+    } else if (flag == "--hold-spills") {
+      hold = static_cast<std::uint32_t>(parse_number(flag, value, 1, 64));
+    } else {
+      throw UsageError(fmt::format("unknown option {}", flag));
+    }
+  }
+  drivers::TrackerFrontEndParameters p;
+  if (kind == "MM") {
+    p.kind = drivers::TrackerKind::Micromegas;
+  } else if (kind == "GEM") {
+    p.kind = drivers::TrackerKind::Gem;
+  } else if (kind == "STRAW") {
+    p.kind = drivers::TrackerKind::Straw;
+  } else {
+    throw UsageError(fmt::format("--kind: \"{}\" is not MM, GEM or STRAW", kind));
+  }
+  if (!source) throw UsageError("--source is required");
+  p.source_id = *source;
+  p.port = static_cast<std::uint16_t>(port);
+  p.hold_spills = hold;
+  const daq::DaqConfig config = config_file ? daq::load_config_file(*config_file)
+                                            : daq::load_config(daq::default_config_text(), "embedded default");
+  const sigset_t signals = block_stop_signals();
+  const drivers::NA64Beam beam(config.beam);
+  const drivers::EmulatedTrackers trackers(beam, drivers::TrackerParameters{});
+  const drivers::EmulatedTrackerFrontEnd front_end(trackers, p);
+  fmt::print("tracker front-end {} source {} on 127.0.0.1:{}\n", kind, p.source_id, front_end.port());
+  std::fflush(stdout);
+  int sig = 0;
+  while (sigwait(&signals, &sig) != 0) {
+  }
+  const auto c = front_end.counters();
+  fmt::print("signal {}: {} spills gated, {} requests: {} served, {} too late, {} not found, {} dropped\n", sig, c.spills,
+             c.requests, c.served, c.too_late, c.not_found, c.dropped);
+  return 0;
+}
+
 int command_keygen(const std::vector<std::string_view>& args) {
   if (args.size() != 2) throw UsageError("keygen needs DIR and NAME");
   const auto keys = daq::write_key_pair(std::filesystem::path(args[0]), args[1]);
@@ -346,6 +411,7 @@ int main(int argc, char** argv) {
     if (command == "serve") return command_serve(args);
     if (command == "what-if") return command_what_if(args);
     if (command == "keygen") return command_keygen(args);
+    if (command == "frontend") return command_frontend(args);
     if (command == "default-config") {
       fmt::print("{}", daq::default_config_text());
       return 0;

@@ -77,12 +77,12 @@ struct FrontEndCounters {
 /// not their words, and writes a block when it is asked for, byte-identical
 /// to EmulatedTrackers::write_apv / write_straw). Each request is answered,
 /// in order:
-/// - event data, if its spill is held and its particle is below the spill's
-///   particle count (while a gate opened by the host is open, any particle:
-///   the count comes with the close);
-/// - too late, naming the oldest event held (particle 0 of the oldest held
+/// - event data, if its spill is held and its particle is one of the
+///   spill's, 1 to its particle count (while a gate opened by the host is
+///   open, any particle from 1: the count comes with the close);
+/// - too late, naming the oldest event held (particle 1 of the oldest held
 ///   spill), if the spill was gated and has left the buffer;
-/// - not found, for a particle at or beyond the spill's count, or a spill
+/// - not found, for particle 0 or one beyond the spill's count, or a spill
 ///   never gated.
 ///
 /// The gate comes from the host (spill-gate messages) or from begin_spill()

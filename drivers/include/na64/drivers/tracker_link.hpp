@@ -25,7 +25,7 @@ namespace na64::drivers {
 /// One particle of one spill: what the host asks a front-end for.
 struct ParticleRef {
   std::uint32_t spill = 0;     ///< 0-2047
-  std::uint32_t particle = 0;  ///< 0-0xFFFFFF, counted from 0 in the spill
+  std::uint32_t particle = 0;  ///< 1-0xFFFFFF, counted from 1 in the spill
   bool operator==(const ParticleRef&) const = default;
 };
 
