@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // na64daq as the shift crew runs it: a real process, real files.
 #include <gtest/gtest.h>
+
+#include <fmt/format.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -167,6 +169,66 @@ TEST(Na64daqCli, RunReadsATrackerFrontEndStartedByTheFrontendCommand) {
   ASSERT_NE(written_at, std::string::npos);
   EXPECT_NE(out.find("signal 2: 2 spills gated, "), std::string::npos) << out;
   EXPECT_NE(out.find(" too late, 0 not found, 0 dropped"), std::string::npos) << out;
+}
+
+// A tracker front-end that goes silent after 5 answers: every later event
+// is written without its straw block, flagged late, and none waits longer
+// than the completion timeout.
+TEST(Na64daqCli, EventsASilentFrontEndDoesNotAnswerAreFlaggedLate) {
+  na64::testing::TempDir dir;
+  const auto log = dir.path() / "frontend.log";
+  const std::string cmd = std::string("exec ") + NA64DAQ_PATH +
+                          " frontend --kind STRAW --source 402 --port 0 --silent-after 5 > " + log.string() + " 2>&1";
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  std::string port;
+  for (int i = 0; i < 500 && port.empty(); ++i) {
+    const std::string out = slurp(log);
+    const auto at = out.find("tracker front-end STRAW source 402 on 127.0.0.1:");
+    if (at != std::string::npos && out.find('\n', at) != std::string::npos) {
+      port = out.substr(at + 48, out.find('\n', at) - at - 48);
+    }
+    if (port.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_FALSE(port.empty()) << slurp(log);
+  std::string config = na64daq("default-config").output;
+  auto replace = [&](const std::string& from, const std::string& to) {
+    const auto at = config.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    config.replace(at, from.size(), to);
+  };
+  replace("tracker { kind: \"STRAW\" source: 402 }", "tracker { kind: \"STRAW\" source: 402 port: " + port + " }");
+  replace("mode: TWO_LEVEL", "mode: TWO_LEVEL completion_timeout_ms: 300");
+  std::ofstream(dir.path() / "silent.textproto") << config;
+  const auto run = na64daq("run --spills 2 --particles 6000 --run 4 --output " + (dir.path() / "out").string() +
+                           " --config " + (dir.path() / "silent.textproto").string());
+  ::kill(pid, SIGINT);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+
+  const std::string summary = slurp(dir.path() / "out" / "run-000004.summary.json");
+  const auto total = summary.find("\"total\"");
+  ASSERT_NE(total, std::string::npos);
+  auto number_after = [&](const std::string& key) {
+    const auto at = summary.find("\"" + key + "\":", total);
+    EXPECT_NE(at, std::string::npos) << key;
+    return std::stoull(summary.substr(at + key.size() + 3));
+  };
+  const auto written = number_after("written");
+  ASSERT_GT(written, 5u);
+  EXPECT_EQ(number_after("completed"), 5u);
+  EXPECT_EQ(number_after("incomplete"), 0u);  // the builder's: every particle built
+  EXPECT_EQ(number_after("late"), written - 5);
+  const auto check = na64daq("check " + (dir.path() / "out" / "cdr01001-000004.dat").string());
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+  EXPECT_NE(check.output.find(fmt::format("{} equipments flagged missing, {} late", written - 5, written - 5)),
+            std::string::npos)
+      << check.output;
+  EXPECT_NE(slurp(log).find(fmt::format("{} served", 5)), std::string::npos) << slurp(log);
 }
 
 TEST(Na64daqCli, FrontendRefusesABadKind) {

@@ -17,6 +17,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <limits>
 #include <memory>
 
 #include "na64/daq/config.hpp"
@@ -64,10 +65,13 @@ constexpr std::string_view kUsage = R"(usage:
       invisible line's counts, its rate on the unbiased (beam-line) sample,
       and the fraction of the recorded invisible-line events it keeps.
   na64daq frontend --kind MM|GEM|STRAW --source ID [--port P] [--config FILE] [--hold-spills N]
+                   [--silent-after N] [--close-after N]
       Serves an emulated tracker front-end (front-end link protocol v1) on
       127.0.0.1:P (0: any free port, printed) with the hits of the
       configuration's beam, until SIGINT/SIGTERM. A run reads it with
-      readout { tracker { kind: "MM" source: ID port: P } }.
+      readout { tracker { kind: "MM" source: ID port: P } }. Faults for
+      tests: answer only the first N requests, or close the connection after
+      N answers (once).
   na64daq check FILE...
       Reads DATE files with the project's decoder and reports every error.
   na64daq default-config
@@ -297,6 +301,8 @@ int command_frontend(const std::vector<std::string_view>& args) {
   std::optional<std::uint32_t> source;
   std::uint32_t port = 0;
   std::uint32_t hold = 2;
+  std::uint64_t silent_after = drivers::FrontEndFaults::kNever;
+  std::uint64_t close_after = drivers::FrontEndFaults::kNever;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string_view flag = args[i];
     if (i + 1 >= args.size()) throw UsageError(fmt::format("{} needs a value", flag));
@@ -311,6 +317,10 @@ int command_frontend(const std::vector<std::string_view>& args) {
       port = static_cast<std::uint32_t>(parse_number(flag, value, 0, 65535));
     } else if (flag == "--hold-spills") {
       hold = static_cast<std::uint32_t>(parse_number(flag, value, 1, 64));
+    } else if (flag == "--silent-after") {
+      silent_after = parse_number(flag, value, 0, std::numeric_limits<std::uint32_t>::max());
+    } else if (flag == "--close-after") {
+      close_after = parse_number(flag, value, 0, std::numeric_limits<std::uint32_t>::max());
     } else {
       throw UsageError(fmt::format("unknown option {}", flag));
     }
@@ -329,6 +339,8 @@ int command_frontend(const std::vector<std::string_view>& args) {
   p.source_id = *source;
   p.port = static_cast<std::uint16_t>(port);
   p.hold_spills = hold;
+  p.faults.silent_after = silent_after;
+  p.faults.close_after = close_after;
   const daq::DaqConfig config = config_file ? daq::load_config_file(*config_file)
                                             : daq::load_config(daq::default_config_text(), "embedded default");
   const sigset_t signals = block_stop_signals();
