@@ -549,6 +549,16 @@ class WriterStage {
 
 /// Adds a spill's counts to the run totals.
 void add_to(SpillSummary& total, const SpillSummary& s);
+/// The caller's thread while a run goes on: each spill's report into the
+/// run's counts and on to `on_spill`, until the writer finishes. Returns the
+/// writer's error ("" when the run ended well).
+[[nodiscard]] std::string collect_reports(ReportQueue& reports, RunSummary& summary,
+                                          const std::function<void(const SpillSummary&)>& on_spill);
+/// After the run: its totals (fragments late after the last spill, every
+/// byte written including the run records), files and time; writes the
+/// summary file.
+void finish_run(RunSummary& summary, const RunOptions& options, const eb::BuilderSpillCounters& builder_totals,
+                const ChunkWriter& chunks, Clock::time_point t0);
 /// The decoder's map file for the configuration.
 [[nodiscard]] std::string map_text(const DaqConfig& config, std::uint32_t run);
 /// Refuses a run whose map or summary file exists already.

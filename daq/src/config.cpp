@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -18,6 +19,7 @@
 
 #include "proto/config.pb.h"
 #include "na64/daq/error.hpp"
+#include "na64/firmware/msadc_readout.hpp"
 #include "na64/firmware/slink.hpp"
 
 namespace na64::daq {
@@ -130,6 +132,17 @@ void load_readout(const config::Readout& r, DaqConfig& c, const Checker& check) 
 }
 
 }  // namespace
+
+std::array<RegisterValue, 5> board_registers(const DaqConfig& config, std::uint32_t source) {
+  namespace ro = firmware::msadc_readout;
+  return {{
+      {ro::reg::kSourceId.address, source},
+      {ro::reg::kReadoutMode.address, ro::readout_mode_register(ro::ReadoutMode::Summary, ro::SummaryValue::Amplitude)},
+      {ro::reg::kZsThreshold.address, std::min<std::uint32_t>(config.extraction.zero_suppression_adc, 0xFFF)},
+      {ro::reg::kLatencyDepth.address, config.readout.latency_depth},
+      {ro::reg::kSampleCount.address, config.emulator.n_samples},
+  }};
+}
 
 const char* to_string(TrackerKind k) noexcept {
   switch (k) {

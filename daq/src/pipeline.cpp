@@ -110,6 +110,28 @@ std::string map_text(const DaqConfig& config, std::uint32_t run) {
   return fw::write_sadc_map(lines, fmt::format("NA64 MSADC map written by na64daq for run {}", run), trackers);
 }
 
+std::string collect_reports(ReportQueue& reports, RunSummary& summary,
+                            const std::function<void(const SpillSummary&)>& on_spill) {
+  while (auto s = reports.pop()) {
+    summary.spills.push_back(*s);
+    add_to(summary.total, *s);
+    if (on_spill) on_spill(*s);
+  }
+  return reports.error();
+}
+
+void finish_run(RunSummary& summary, const RunOptions& options, const eb::BuilderSpillCounters& builder_totals,
+                const ChunkWriter& chunks, Clock::time_point t0) {
+  // Fragments dropped after the last spill closed count in the run total only.
+  summary.total.builder.late_fragments = builder_totals.late_fragments;
+  summary.files = chunks.files();
+  // Run totals also count the start- and end-of-run records.
+  summary.total.bytes = chunks.bytes_written();
+  summary.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  summary.summary_file = summary_file_name(options.run);
+  write_file_once(options.output, summary.summary_file, summary_json(summary));
+}
+
 void refuse_existing_run(const RunOptions& options) {
   for (const std::string& name : {map_file_name(options.run), summary_file_name(options.run)}) {
     if (std::filesystem::exists(options.output / name)) {
@@ -204,26 +226,14 @@ RunSummary run_simulated(const DaqConfig& config, const RunOptions& options,
     threads.emplace_back([&] { trigger_stage.run(abort.get_token()); });
     threads.emplace_back([&] { writer_stage.run(abort.get_token()); });
 
-    while (auto s = reports.pop()) {
-      summary.spills.push_back(*s);
-      add_to(summary.total, *s);
-      if (on_spill) on_spill(*s);
-    }
+    const std::string error = collect_reports(reports, summary, on_spill);
     // The writer has ended. Release any thread still waiting, such as a
     // board that was given up on and whose ring nobody reads any more.
     abort.request_stop();
     threads.clear();
-    const std::string error = reports.error();
     if (!error.empty()) throw RunError(fmt::format("run {}: {}", options.run, error));
   }
-  // Fragments dropped after the last spill closed count in the run total only.
-  summary.total.builder.late_fragments = builder.totals().late_fragments;
-  summary.files = chunks.files();
-  // Run totals also count the start- and end-of-run records.
-  summary.total.bytes = chunks.bytes_written();
-  summary.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-  summary.summary_file = summary_file_name(options.run);
-  write_file_once(options.output, summary.summary_file, summary_json(summary));
+  finish_run(summary, options, builder.totals(), chunks, t0);
   return summary;
 }
 

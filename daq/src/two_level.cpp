@@ -637,25 +637,15 @@ RunSummary run_two_level(const DaqConfig& given, const RunOptions& given_options
     });
     threads.emplace_back([&] { writer_stage.run(abort.get_token()); });
 
-    while (auto s = reports.pop()) {
-      summary.spills.push_back(*s);
-      add_to(summary.total, *s);
-      if (on_spill) on_spill(*s);
-    }
+    const std::string error = collect_reports(reports, summary, on_spill);
     abort.request_stop();
     threads.clear();
     sources.stop();
     for (std::size_t b = 0; b < board_threads.size(); ++b) board_threads[b]->report(sources.info()[b].source);
     sources.finish_recordings();
-    const std::string error = reports.error();
     if (!error.empty()) throw RunError(fmt::format("run {}: {}", options.run, error));
   }
-  summary.total.builder.late_fragments = builder.totals().late_fragments;
-  summary.files = chunks.files();
-  summary.total.bytes = chunks.bytes_written();
-  summary.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-  summary.summary_file = summary_file_name(options.run);
-  write_file_once(options.output, summary.summary_file, summary_json(summary));
+  finish_run(summary, options, builder.totals(), chunks, t0);
   return summary;
 }
 

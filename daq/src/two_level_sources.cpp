@@ -29,21 +29,6 @@ namespace {
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
 }
 
-/// The register values a run writes into every MSADC board.
-struct BoardSetup {
-  std::uint32_t address;
-  std::uint32_t value;
-};
-std::vector<BoardSetup> board_setup(const DaqConfig& config, std::uint32_t source) {
-  return {
-      {ro::reg::kSourceId.address, source},
-      {ro::reg::kReadoutMode.address, ro::readout_mode_register(ro::ReadoutMode::Summary, ro::SummaryValue::Amplitude)},
-      {ro::reg::kZsThreshold.address, std::min<std::uint32_t>(config.extraction.zero_suppression_adc, 0xFFF)},
-      {ro::reg::kLatencyDepth.address, config.readout.latency_depth},
-      {ro::reg::kSampleCount.address, config.emulator.n_samples},
-  };
-}
-
 /// An MSADC board emulated in the host: the link is a function call. The
 /// board's gate follows the beam's spills (the clock), and the board
 /// streams as fast as the source thread reads, as a board on a link that
@@ -55,7 +40,7 @@ class InProcessBoardLink final : public links::BoardLink {
                drivers::ReadoutBoardParameters{.latency_capacity = config.readout.latency_depth}),
         clock_(clock),
         particles_(config.beam.particles_per_spill) {
-    for (const BoardSetup& r : board_setup(config, source)) {
+    for (const RegisterValue& r : board_registers(config, source)) {
       if (board_.write_register(r.address, r.value) != drivers::RegisterWrite::Done) {
         throw RunError(fmt::format("source {}: emulated board refused register 0x{:02x}", source, r.address));
       }
@@ -144,7 +129,7 @@ class UsbBoardLink final : public links::BoardLink, public drivers::UsbMsadcSink
   UsbBoardLink(const DaqConfig& config, const UsbBoardSettings& s)
       : source_(s.source), buffers_(64, 64 * 1024 / 4), driver_(options(s), *this) {
     if (auto r = driver_.open(); !r) throw RunError(fmt::format("source {}: {}", source_, r.error().message));
-    for (const BoardSetup& reg : board_setup(config, source_)) {
+    for (const RegisterValue& reg : board_registers(config, source_)) {
       if (auto r = driver_.write_register(reg.address, reg.value); !r) {
         throw RunError(fmt::format("source {}: {}", source_, r.error().message));
       }

@@ -91,17 +91,6 @@ Pass median_run(F&& run) {
   return v[kRuns / 2];
 }
 
-/// The registers a run writes into every MSADC board (as the chain does).
-std::vector<std::pair<std::uint32_t, std::uint32_t>> board_setup(const daq::DaqConfig& config, std::uint32_t source) {
-  return {
-      {ro::reg::kSourceId.address, source},
-      {ro::reg::kReadoutMode.address, ro::readout_mode_register(ro::ReadoutMode::Summary, ro::SummaryValue::Amplitude)},
-      {ro::reg::kZsThreshold.address, std::min<std::uint32_t>(config.extraction.zero_suppression_adc, 0xFFF)},
-      {ro::reg::kLatencyDepth.address, config.readout.latency_depth},
-      {ro::reg::kSampleCount.address, config.emulator.n_samples},
-  };
-}
-
 std::unique_ptr<drivers::EmulatedReadoutBoard> make_board(const daq::DaqConfig& config, std::uint32_t source,
                                                           const drivers::NA64Beam& beam) {
   return std::make_unique<drivers::EmulatedReadoutBoard>(
@@ -164,7 +153,7 @@ class UsbBoardBench {
     o.transfer_bytes = kTransferBytes;
     driver_ = std::make_unique<drivers::UsbMsadcDriver>(o, sink_);
     check(driver_->open(), "opening");
-    for (const auto& [reg, value] : board_setup(config, source)) {
+    for (const auto& [reg, value] : daq::board_registers(config, source)) {
       check(driver_->write_register(reg, value), "writing a register");
     }
     check(driver_->start_streaming(), "starting the stream");
@@ -288,7 +277,7 @@ class InProcessBench final : public drivers::ReadoutSink {
   InProcessBench(std::unique_ptr<drivers::EmulatedReadoutBoard> board, const daq::DaqConfig& config,
                  std::uint32_t source)
       : board_(std::move(board)), host_(drivers::ReadoutHostParameters{.source_id = source}) {
-    for (const auto& [address, value] : board_setup(config, source)) {
+    for (const auto& [address, value] : daq::board_registers(config, source)) {
       if (board_->write_register(address, value) != drivers::RegisterWrite::Done) {
         throw std::runtime_error(fmt::format("source {}: the board refused register 0x{:02x}", source, address));
       }

@@ -153,14 +153,7 @@ std::string load_average() {
 
 /// The registers a run writes into every MSADC board (as the chain does).
 void set_up_board(drivers::EmulatedReadoutBoard& board, const daq::DaqConfig& config, std::uint32_t source) {
-  const std::array<std::pair<std::uint32_t, std::uint32_t>, 5> setup{{
-      {ro::reg::kSourceId.address, source},
-      {ro::reg::kReadoutMode.address, ro::readout_mode_register(ro::ReadoutMode::Summary, ro::SummaryValue::Amplitude)},
-      {ro::reg::kZsThreshold.address, std::min<std::uint32_t>(config.extraction.zero_suppression_adc, 0xFFF)},
-      {ro::reg::kLatencyDepth.address, config.readout.latency_depth},
-      {ro::reg::kSampleCount.address, config.emulator.n_samples},
-  }};
-  for (const auto& [address, value] : setup) {
+  for (const auto& [address, value] : daq::board_registers(config, source)) {
     if (board.write_register(address, value) != drivers::RegisterWrite::Done) {
       throw std::runtime_error(fmt::format("source {}: the emulated board refused register 0x{:02x}", source, address));
     }

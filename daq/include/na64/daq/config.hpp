@@ -76,6 +76,17 @@ struct DaqConfig {
   std::array<std::uint8_t, 32> hash{};  ///< SHA-256 of `text`
 };
 
+/// A register value the run writes into a board.
+struct RegisterValue {
+  std::uint32_t address = 0;
+  std::uint32_t value = 0;
+};
+/// The registers the two-level readout writes into every MSADC board at the
+/// start of a run (and a board taken back after a loss gets again): source
+/// id, readout mode (summaries of amplitudes), zero-suppression threshold
+/// (trigger.zero_suppression_adc), latency depth, sample count.
+[[nodiscard]] std::array<RegisterValue, 5> board_registers(const DaqConfig& config, std::uint32_t source);
+
 /// 64 lower-case hex digits.
 [[nodiscard]] std::string to_hex(std::span<const std::uint8_t> bytes);
 
