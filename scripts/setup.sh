@@ -14,6 +14,7 @@ packages=(
   umockdev libumockdev-dev
   libgtest-dev libgmock-dev
   prometheus
+  python3-zmq python3-protobuf
 )
 if [[ "${NA64_WITH_FUZZERS:-0}" == 1 ]]; then
   packages+=(clang)

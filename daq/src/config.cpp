@@ -19,6 +19,7 @@
 
 #include "proto/config.pb.h"
 #include "na64/daq/error.hpp"
+#include "na64/firmware/date.hpp"
 #include "na64/firmware/msadc_readout.hpp"
 #include "na64/firmware/slink.hpp"
 
@@ -129,6 +130,27 @@ void load_readout(const config::Readout& r, DaqConfig& c, const Checker& check) 
     out.replay_dir = r.replay_dir();
   }
   out.replay_paced = r.replay_paced();
+}
+
+void load_dead_cell(const config::DeadCell& d, DaqConfig& c, const Checker& check) {
+  const auto det = firmware::detector_by_name(d.detector());
+  if (!det) {
+    check.fail("emulator.dead_cell.detector",
+               fmt::format("unknown detector \"{}\" (known: ECAL0 ECAL1 HCAL0 HCAL1 HCAL2 HCAL3 SRD VETO S0 S1 S2)",
+                           d.detector()));
+  }
+  const auto& g = firmware::geometry(*det);
+  if (!d.has_x()) check.fail("emulator.dead_cell.x", "missing");
+  if (!d.has_y()) check.fail("emulator.dead_cell.y", "missing");
+  const std::uint32_t x = check.range<std::uint32_t>("emulator.dead_cell.x", d.x(), 0, g.nx - 1u);
+  const std::uint32_t y = check.range<std::uint32_t>("emulator.dead_cell.y", d.y(), 0, g.ny - 1u);
+  const std::uint16_t cell = firmware::cell_index(*det, x, y);
+  if (!c.channel_map.cell_mapped(cell)) {
+    check.fail("emulator.dead_cell", fmt::format("{} cell ({},{}) is not mapped by any source", g.name, x, y));
+  }
+  c.emulator.dead_cell = cell;
+  c.emulator.dead_from_spill =
+      check.range<std::uint32_t>("emulator.dead_cell.from_spill", d.from_spill(), 1, firmware::kMaxSpill);
 }
 
 }  // namespace
@@ -286,6 +308,7 @@ DaqConfig load_config(std::string_view text, std::string_view origin) {
   } catch (const std::invalid_argument& ex) {
     check.fail("source", ex.what());
   }
+  if (e.has_dead_cell()) load_dead_cell(e.dead_cell(), c, check);
 
   const auto& t = pb.trigger();
   c.thresholds.ecal_max_gev = static_cast<float>(t.ecal_max_gev());

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include "na64/daq/monitor.hpp"
 #include "na64/daq/run_control.hpp"
 #include "na64/daq/run_db.hpp"
 
@@ -38,7 +39,8 @@ Role required_role(const control::Request& request) noexcept {
     case R::kPause:
     case R::kResume:
     case R::kReset:
-    case R::kComment: return Role::Shift;
+    case R::kComment:
+    case R::kAckAlarm: return Role::Shift;
     case R::kConfigure:
     case R::kSetThresholds:
     case R::kUseThresholdSet:
@@ -47,19 +49,27 @@ Role required_role(const control::Request& request) noexcept {
     case R::kGetThresholds:
     case R::kListRuns:
     case R::kShowRun:
+    case R::kListAlarms:
     case R::COMMAND_NOT_SET: break;
   }
   return Role::Anonymous;
 }
 
-ControlService::ControlService(RunControl& control, RunDatabase& database) : control_(control), database_(database) {
-  control_.set_listener([this](const control::Event& e) {
-    std::lock_guard lock(listeners_m_);
-    for (const auto& l : listeners_) l(e);
-  });
+ControlService::ControlService(RunControl& control, RunDatabase& database, Monitor* monitor)
+    : control_(control), database_(database), monitor_(monitor) {
+  control_.set_listener([this](const control::Event& e) { publish(e); });
+  if (monitor_ != nullptr) monitor_->set_listener([this](const control::Event& e) { publish(e); });
 }
 
-ControlService::~ControlService() { control_.set_listener({}); }
+ControlService::~ControlService() {
+  if (monitor_ != nullptr) monitor_->set_listener({});
+  control_.set_listener({});
+}
+
+void ControlService::publish(const control::Event& e) {
+  std::lock_guard lock(listeners_m_);
+  for (const auto& l : listeners_) l(e);
+}
 
 void ControlService::subscribe(std::function<void(const control::Event&)> listener) {
   std::lock_guard lock(listeners_m_);
@@ -122,6 +132,28 @@ control::Reply ControlService::handle(const control::Request& request, Role role
         control::Reply r = refuse(control::OK, "");
         *r.add_runs() = to_proto(*run, true);
         for (const auto& s : database_.spills(n)) *r.add_spills() = to_proto(s);
+        return r;
+      }
+      case R::kAckAlarm: {
+        const std::uint64_t id = request.ack_alarm().id();
+        if (monitor_ == nullptr) return refuse(control::NOT_FOUND, fmt::format("there is no alarm {}", id));
+        const AckOutcome ack = monitor_->acknowledge(id, to_string(role));
+        using Result = AckOutcome::Result;
+        control::Reply r = refuse(ack.result == Result::NotFound ? control::NOT_FOUND
+                                  : ack.result == Result::Failed ? control::INTERNAL
+                                                                 : control::OK,
+                                  ack.message);
+        if (ack.result == Result::Acknowledged || ack.result == Result::AlreadyAcknowledged) {
+          *r.add_alarms() = to_proto(ack.alarm);
+        }
+        return r;
+      }
+      case R::kListAlarms: {
+        control::Reply r = refuse(control::OK, "");
+        if (monitor_ == nullptr) return r;
+        for (const auto& a : request.list_alarms().all() ? database_.alarms(false, kMaxRunList) : monitor_->alarms()) {
+          *r.add_alarms() = to_proto(a);
+        }
         return r;
       }
       case R::COMMAND_NOT_SET: break;

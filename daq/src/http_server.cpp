@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -17,6 +18,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
 #include <boost/json/stream_parser.hpp>
 #include <cctype>
 #include <cerrno>
@@ -24,6 +26,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <limits>
 #include <mutex>
 #include <thread>
@@ -38,6 +41,7 @@ namespace na64::daq {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace websocket = beast::websocket;
 using tcp = asio::ip::tcp;
 
 namespace {
@@ -53,6 +57,14 @@ constexpr auto kLingerTimeout = std::chrono::seconds(2);
 constexpr std::size_t kLingerBytes = 8 << 20;
 /// ControlService calls run here, off the I/O thread.
 constexpr std::size_t kWorkerThreads = 4;
+/// Messages queued for one WebSocket client before its oldest unsent go.
+constexpr std::size_t kLiveQueue = 64;
+/// The live status goes to every WebSocket client this often.
+constexpr auto kLivePeriod = std::chrono::seconds(1);
+/// A WebSocket client that sends nothing (pongs included) this long is closed.
+constexpr auto kLiveIdleTimeout = std::chrono::seconds(300);
+/// The WebSocket endpoint.
+constexpr std::string_view kLivePath = "/ws";
 
 using HttpRequest = http::request<http::string_body>;
 using HttpResponse = http::response<http::string_body>;
@@ -345,6 +357,15 @@ Malformed show_run(Call& call, control::Request& request) {
   return std::nullopt;
 }
 
+Malformed ack_alarm(Call& call, control::Request& request) {
+  std::uint32_t n = 0;
+  if (auto bad = whole_number("alarm id", call.segment, 1, std::numeric_limits<std::uint32_t>::max(), n)) {
+    return bad;
+  }
+  request.mutable_ack_alarm()->set_id(n);
+  return std::nullopt;
+}
+
 const Route kRoutes[] = {
     {http::verb::get, "/api/status", get_status},
     {http::verb::post, "/api/configure", json_body<&control::Request::mutable_configure>},
@@ -360,6 +381,7 @@ const Route kRoutes[] = {
     {http::verb::post, "/api/thresholds/clear-shadow", json_body<&control::Request::mutable_clear_shadow>},
     {http::verb::get, "/api/runs", list_runs},
     {http::verb::get, "/api/runs/{N}", show_run},
+    {http::verb::post, "/api/alarms/{N}/ack", ack_alarm},
 };
 
 /// Whether `path` matches `pattern`; the "{N}" segment goes to `segment`.
@@ -396,12 +418,35 @@ http::status http_status(control::Code code) {
 /// The path of a target as it may go into the log: no query, printable, short.
 std::string loggable_path(std::string_view target) { return printable(target.substr(0, target.find('?')), 200); }
 
+/// Replies by HTTP status, counted as they are sent.
+class ReplyCounts {
+ public:
+  void count(unsigned status) noexcept {
+    if (status < counts_.size()) counts_[status].fetch_add(1, std::memory_order_relaxed);
+  }
+  [[nodiscard]] std::vector<std::pair<unsigned, std::uint64_t>> snapshot() const {
+    std::vector<std::pair<unsigned, std::uint64_t>> out;
+    for (unsigned st = 0; st < counts_.size(); ++st) {
+      if (const auto n = counts_[st].load(std::memory_order_relaxed); n != 0) out.emplace_back(st, n);
+    }
+    return out;
+  }
+
+ private:
+  std::array<std::atomic<std::uint64_t>, 600> counts_{};
+};
+
 /// Turns HTTP requests into ControlService calls and replies into HTTP.
 /// Thread safety: respond() and refuse() from any thread.
 class Api {
  public:
-  Api(ControlService& service, AccessTokens tokens, UnroutedGet unrouted_get)
-      : service_(service), tokens_(std::move(tokens)), unrouted_get_(std::move(unrouted_get)) {}
+  Api(ControlService& service, AccessTokens tokens, HttpExtensions extensions)
+      : service_(service), tokens_(std::move(tokens)), ext_(std::move(extensions)) {}
+
+  [[nodiscard]] bool live() const noexcept { return static_cast<bool>(ext_.live_status); }
+  [[nodiscard]] std::string live_status() const { return ext_.live_status(); }
+  void count(unsigned status) const noexcept { counts_.count(status); }
+  [[nodiscard]] const ReplyCounts& counts() const noexcept { return counts_; }
 
   [[nodiscard]] HttpResponse respond(const HttpRequest& req) const {
     const std::string_view target = req.target();
@@ -409,8 +454,19 @@ class Api {
     const std::string_view query_text =
         path.size() < target.size() ? target.substr(path.size() + 1) : std::string_view{};
     // Known before routing so that every log line names the role; refused
-    // only on the API's own routes.
+    // only on the API's paths.
     const Auth auth = authenticate(req);
+    const bool api_path = path.starts_with("/api/");
+    if (req.method() == http::verb::get && live() && path == kLivePath) {
+      return refuse(req, auth, http::status::upgrade_required, control::BAD_REQUEST,
+                    fmt::format("{} is a WebSocket: it needs an Upgrade request", kLivePath));
+    }
+    if (req.method() == http::verb::get && ext_.read) {
+      if (auto content = ext_.read(target)) {
+        if (api_path && !auth.role) return unauthorized(req, auth);
+        return plain(req, std::move(*content), auth.label());
+      }
+    }
 
     const Route* route = nullptr;
     std::string_view segment;
@@ -427,8 +483,8 @@ class Api {
       allow += std::string(http::to_string(r.method));
     }
     if (route == nullptr && allow.empty()) {
-      if (req.method() == http::verb::get && unrouted_get_) {
-        if (auto content = unrouted_get_(target)) return plain(req, std::move(*content), auth.label());
+      if (req.method() == http::verb::get && ext_.unrouted) {
+        if (auto content = ext_.unrouted(target)) return plain(req, std::move(*content), auth.label());
       }
       return refuse(req, auth, http::status::not_found, control::NOT_FOUND,
                     fmt::format("no such path: {}", loggable_path(target)));
@@ -440,11 +496,7 @@ class Api {
       res.set(http::field::allow, allow);
       return res;
     }
-    if (!auth.role) {
-      auto res = refuse(req, auth, http::status::unauthorized, control::UNAUTHORIZED, std::string(auth.problem));
-      res.set(http::field::www_authenticate, "Bearer error=\"invalid_token\"");
-      return res;
-    }
+    if (!auth.role) return unauthorized(req, auth);
 
     std::string query_error;
     auto query = Query::parse(query_text, query_error);
@@ -487,6 +539,12 @@ class Api {
     if (!token) return {std::nullopt, "Authorization: expected \"Bearer TOKEN\""};
     if (const auto role = tokens_.role_of(*token)) return {*role, {}};
     return {std::nullopt, "unknown token"};
+  }
+
+  static HttpResponse unauthorized(const HttpRequest& req, const Auth& auth) {
+    auto res = refuse(req, auth, http::status::unauthorized, control::UNAUTHORIZED, std::string(auth.problem));
+    res.set(http::field::www_authenticate, "Bearer error=\"invalid_token\"");
+    return res;
   }
 
   static HttpResponse refuse(const HttpRequest& req, const Auth& auth, http::status status, control::Code code,
@@ -547,15 +605,187 @@ class Api {
 
   ControlService& service_;
   AccessTokens tokens_;
-  UnroutedGet unrouted_get_;
+  HttpExtensions ext_;
+  mutable ReplyCounts counts_;
 };
+
+class LiveHub;
+
+/// One WebSocket client of GET /ws: messages go out one at a time, in order;
+/// what the client sends is read and dropped (the socket is read-only), so
+/// that pings and the close handshake are answered. I/O thread only.
+class LiveSession : public std::enable_shared_from_this<LiveSession> {
+ public:
+  explicit LiveSession(tcp::socket socket) : ws_(std::move(socket)) {}
+
+  void start(HttpRequest request, LiveHub& hub);
+  void send(const std::shared_ptr<const std::string>& message);
+  [[nodiscard]] bool open() const noexcept { return open_; }
+
+ private:
+  void do_read();
+  void on_read(beast::error_code ec, std::size_t n);
+  void do_write();
+  void on_write(beast::error_code ec, std::size_t n);
+  void close() noexcept {
+    open_ = false;
+    queue_.clear();
+  }
+
+  websocket::stream<beast::tcp_stream> ws_;
+  beast::flat_buffer buffer_;
+  HttpRequest request_;  ///< the upgrade request, until accepted
+  std::deque<std::shared_ptr<const std::string>> queue_;  ///< the front one is being written
+  LiveHub* hub_ = nullptr;
+  bool open_ = false;
+};
+
+/// The WebSocket clients, and what is sent to all of them. Its sessions and
+/// timer live on the I/O thread; broadcast() posts there from any thread.
+class LiveHub {
+ public:
+  LiveHub(asio::io_context& io, asio::thread_pool& workers, const Api& api)
+      : io_(io), workers_(workers), api_(api), tick_(io) {}
+
+  /// I/O thread.
+  void start() {
+    if (api_.live()) do_tick();
+  }
+  /// I/O thread: a client has connected; it gets the status at once.
+  void join(const std::shared_ptr<LiveSession>& s) {
+    sessions_.push_back(s);
+    (void)live();
+    send_status(s);
+  }
+  void count_drop() noexcept { dropped_.fetch_add(1, std::memory_order_relaxed); }
+
+  /// Any thread; the caller makes sure the I/O context still exists.
+  void broadcast(std::string text) {
+    asio::post(io_, [this, m = std::make_shared<const std::string>(std::move(text))] {
+      for (const auto& s : live()) s->send(m);
+    });
+  }
+
+  [[nodiscard]] std::uint64_t clients() const noexcept { return clients_.load(std::memory_order_relaxed); }
+  [[nodiscard]] std::uint64_t dropped() const noexcept { return dropped_.load(std::memory_order_relaxed); }
+
+ private:
+  /// The sessions still open; forgets the others.
+  std::vector<std::shared_ptr<LiveSession>> live() {
+    std::vector<std::shared_ptr<LiveSession>> out;
+    std::erase_if(sessions_, [&](const std::weak_ptr<LiveSession>& w) {
+      auto s = w.lock();
+      if (!s || !s->open()) return true;
+      out.push_back(std::move(s));
+      return false;
+    });
+    clients_.store(out.size(), std::memory_order_relaxed);
+    return out;
+  }
+
+  /// The status, made on a worker: it asks ControlService, which may wait
+  /// for a command in progress. Empty if it failed.
+  std::string make_status() const {
+    try {
+      return api_.live_status();
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "na64daq http: the live status failed: {}\n", e.what());
+      return {};
+    }
+  }
+
+  void send_status(const std::weak_ptr<LiveSession>& only) {
+    asio::post(workers_, [this, only] {
+      std::string text = make_status();
+      if (text.empty()) return;
+      asio::post(io_, [only, m = std::make_shared<const std::string>(std::move(text))] {
+        if (auto s = only.lock()) s->send(m);
+      });
+    });
+  }
+
+  void do_tick() {
+    tick_.expires_after(kLivePeriod);
+    tick_.async_wait([this](beast::error_code ec) { on_tick(ec); });
+  }
+
+  void on_tick(beast::error_code ec) {
+    if (ec) return;
+    if (!live().empty()) {
+      asio::post(workers_, [this] {
+        std::string text = make_status();
+        if (!text.empty()) broadcast(std::move(text));
+      });
+    }
+    do_tick();
+  }
+
+  asio::io_context& io_;
+  asio::thread_pool& workers_;
+  const Api& api_;
+  asio::steady_timer tick_;
+  std::vector<std::weak_ptr<LiveSession>> sessions_;
+  std::atomic<std::uint64_t> clients_{0};
+  std::atomic<std::uint64_t> dropped_{0};
+};
+
+void LiveSession::start(HttpRequest request, LiveHub& hub) {
+  hub_ = &hub;
+  beast::get_lowest_layer(ws_).expires_never();  // the WebSocket's own timeouts from here on
+  websocket::stream_base::timeout timeouts = websocket::stream_base::timeout::suggested(beast::role_type::server);
+  timeouts.idle_timeout = kLiveIdleTimeout;
+  ws_.set_option(timeouts);
+  ws_.set_option(websocket::stream_base::decorator(
+      [](websocket::response_type& res) { res.set(http::field::server, "na64daq"); }));
+  ws_.read_message_max(64 * 1024);
+  request_ = std::move(request);
+  ws_.async_accept(request_, [self = shared_from_this()](beast::error_code ec) {
+    self->request_ = {};
+    if (ec) return;
+    self->open_ = true;
+    self->hub_->join(self);
+    self->do_read();
+  });
+}
+
+void LiveSession::send(const std::shared_ptr<const std::string>& message) {
+  if (!open_) return;
+  if (queue_.size() >= kLiveQueue) {
+    // The front one is being written; the next oldest goes.
+    queue_.erase(queue_.begin() + 1);
+    hub_->count_drop();
+  }
+  queue_.push_back(message);
+  if (queue_.size() == 1) do_write();
+}
+
+void LiveSession::do_read() {
+  ws_.async_read(buffer_, beast::bind_front_handler(&LiveSession::on_read, shared_from_this()));
+}
+
+void LiveSession::on_read(beast::error_code ec, std::size_t n) {
+  if (ec) return close();
+  buffer_.consume(n);  // a read-only socket: what the client says is dropped
+  do_read();
+}
+
+void LiveSession::do_write() {
+  ws_.text(true);
+  ws_.async_write(asio::buffer(*queue_.front()), beast::bind_front_handler(&LiveSession::on_write, shared_from_this()));
+}
+
+void LiveSession::on_write(beast::error_code ec, std::size_t) {
+  if (ec) return close();
+  queue_.pop_front();
+  if (!queue_.empty()) do_write();
+}
 
 /// One connection: read a request, have a worker answer it, write, repeat.
 /// Lives as long as an operation of its own holds it.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, const Api& api, asio::thread_pool& workers)
-      : stream_(std::move(socket)), api_(api), workers_(workers) {}
+  Session(tcp::socket socket, const Api& api, asio::thread_pool& workers, LiveHub& hub)
+      : stream_(std::move(socket)), api_(api), workers_(workers), hub_(hub) {}
 
   void start() { do_read(); }
 
@@ -604,6 +834,14 @@ class Session : public std::enable_shared_from_this<Session> {
                       true);
     }
     if (ec) return;  // the peer went, or timed out: nothing to answer
+    const HttpRequest& req = parser_->get();
+    if (websocket::is_upgrade(req) && api_.live() &&
+        std::string_view(req.target()).substr(0, req.target().find('?')) == kLivePath) {
+      // The connection becomes a WebSocket client; this session ends here.
+      api_.count(static_cast<unsigned>(http::status::switching_protocols));
+      std::make_shared<LiveSession>(stream_.release_socket())->start(parser_->release(), hub_);
+      return;
+    }
     asio::post(workers_, [self = shared_from_this()] {
       HttpResponse res;
       try {
@@ -619,6 +857,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void do_write(HttpResponse res, bool close) {
     response_ = std::move(res);
+    api_.count(response_.result_int());
     if (close) response_.keep_alive(false);
     stream_.expires_after(kIdleTimeout);
     http::async_write(stream_, response_, beast::bind_front_handler(&Session::on_write, shared_from_this()));
@@ -655,12 +894,14 @@ class Session : public std::enable_shared_from_this<Session> {
   std::size_t lingered_ = 0;
   const Api& api_;
   asio::thread_pool& workers_;
+  LiveHub& hub_;
 };
 
 class Listener : public std::enable_shared_from_this<Listener> {
  public:
-  Listener(asio::io_context& io, const tcp::endpoint& endpoint, const Api& api, asio::thread_pool& workers)
-      : acceptor_(io), retry_(io), api_(api), workers_(workers) {
+  Listener(asio::io_context& io, const tcp::endpoint& endpoint, const Api& api, asio::thread_pool& workers,
+           LiveHub& hub)
+      : acceptor_(io), retry_(io), api_(api), workers_(workers), hub_(hub) {
     beast::error_code ec;
     const auto fail = [&](std::string_view what) {
       throw Error(fmt::format("HTTP: cannot {} {}:{}: {}", what, endpoint.address().to_string(), endpoint.port(),
@@ -690,7 +931,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
       });
       return;
     }
-    std::make_shared<Session>(std::move(socket), api_, workers_)->start();
+    std::make_shared<Session>(std::move(socket), api_, workers_, hub_)->start();
     do_accept();
   }
 
@@ -698,6 +939,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
   asio::steady_timer retry_;
   const Api& api_;
   asio::thread_pool& workers_;
+  LiveHub& hub_;
 };
 
 tcp::endpoint endpoint_of(const HttpOptions& options) {
@@ -710,38 +952,68 @@ tcp::endpoint endpoint_of(const HttpOptions& options) {
 }  // namespace
 
 struct HttpServer::Impl {
-  Impl(ControlService& service, const HttpOptions& options, UnroutedGet unrouted_get)
-      : api(service, AccessTokens::load(options.tokens_file), std::move(unrouted_get)) {
-    auto listener = std::make_shared<Listener>(*io, endpoint_of(options), api, *workers);
+  Impl(ControlService& service, const HttpOptions& options, HttpExtensions extensions)
+      : api(service, AccessTokens::load(options.tokens_file), std::move(extensions)) {
+    hub.emplace(*io, *workers, api);
+    auto listener = std::make_shared<Listener>(*io, endpoint_of(options), api, *workers, *hub);
     port = listener->port();
     listener->start();  // from here on the listener lives in its pending accept
+    hub->start();
     thread = std::jthread([this] { io->run(); });
   }
 
   // Destroyed in reverse: the io_context (and with it every session and the
-  // listener) before the API they refer to.
+  // listener) before the API they refer to; stop() resets the hub, whose
+  // timer belongs to the io_context, before the io_context.
   Api api;
   std::optional<asio::thread_pool> workers{std::in_place, kWorkerThreads};
   std::optional<asio::io_context> io{std::in_place, 1};
+  std::optional<LiveHub> hub;
   std::uint16_t port = 0;
   std::jthread thread;
   std::once_flag stopped;
+  std::mutex broadcast_m;  ///< broadcast() against stop()
+  bool running = true;     ///< guarded by broadcast_m
 };
 
 HttpServer::HttpServer(ControlService& service, HttpOptions options, UnroutedGet unrouted_get)
-    : impl_(std::make_unique<Impl>(service, options, std::move(unrouted_get))) {}
+    : HttpServer(service, std::move(options), HttpExtensions{{}, std::move(unrouted_get), {}}) {}
+
+HttpServer::HttpServer(ControlService& service, HttpOptions options, HttpExtensions extensions)
+    : impl_(std::make_unique<Impl>(service, options, std::move(extensions))) {}
 
 HttpServer::~HttpServer() { stop(); }
 
 std::uint16_t HttpServer::port() const noexcept { return impl_->port; }
 
+void HttpServer::broadcast(std::string text) {
+  std::lock_guard lock(impl_->broadcast_m);
+  if (impl_->running) impl_->hub->broadcast(std::move(text));
+}
+
+HttpCounts HttpServer::counts() const {
+  HttpCounts c;
+  c.replies_by_status = impl_->api.counts().snapshot();
+  std::lock_guard lock(impl_->broadcast_m);
+  if (impl_->running) {
+    c.websocket_clients = impl_->hub->clients();
+    c.websocket_dropped = impl_->hub->dropped();
+  }
+  return c;
+}
+
 void HttpServer::stop() {
   std::call_once(impl_->stopped, [this] {
+    {
+      std::lock_guard lock(impl_->broadcast_m);
+      impl_->running = false;
+    }
     impl_->io->stop();
     if (impl_->thread.joinable()) impl_->thread.join();
     // Requests in progress finish; their replies are posted to the stopped
     // io_context and dropped with it.
     impl_->workers->join();
+    impl_->hub.reset();
     impl_->io.reset();
     impl_->workers.reset();
   });

@@ -13,6 +13,7 @@
 
 #include "na64/daq/config.hpp"
 #include "na64/daq/error.hpp"
+#include "na64/daq/monitor.hpp"
 #include "na64/daq/pipeline.hpp"
 #include "na64/daq/run_db.hpp"
 #include "na64/daq/run_files.hpp"
@@ -120,6 +121,8 @@ control::SpillRecord to_proto(const SpillRecord& s) {
   p.set_shadow_set(s.shadow_set);
   copy_lines(s.shadow_accepted, p.mutable_shadow_accepted());
   copy_lines(s.shadow_overlap, p.mutable_shadow_overlap());
+  p.set_verdict(s.verdict);
+  for (const auto& r : s.verdict_reasons) p.add_verdict_reasons(r);
   return p;
 }
 
@@ -313,7 +316,15 @@ void RunControl::Impl::run_thread(DaqConfig cfg, RunOptions opts, std::stop_toke
     (void)run_simulated(
         cfg, opts,
         [&](const SpillSummary& s) {
-          const SpillRecord rec = to_record(opts.run, s);
+          SpillRecord rec = to_record(opts.run, s);
+          if (options.monitor) {
+            try {
+              options.monitor->on_spill(s, rec);
+            } catch (const std::exception& e) {
+              // The data is on disk; only its judgement is missing. Said, not fatal.
+              std::fprintf(stderr, "na64daq: run %u spill %u: the monitor failed: %s\n", opts.run, s.spill, e.what());
+            }
+          }
           try {
             if (s.threshold_set != last_active) {
               database.add_threshold_activation({opts.run, s.spill, s.threshold_set, false});
@@ -350,6 +361,7 @@ void RunControl::Impl::run_thread(DaqConfig cfg, RunOptions opts, std::stop_toke
   } catch (const DatabaseError& e) {
     fmt::print(stderr, "na64daq: run {}: {}\n", opts.run, e.what());
   }
+  if (options.monitor) options.monitor->end_run(opts.run);
   {
     std::lock_guard lock(m);
     message = fmt::format("run {} ended: {}", opts.run, how);
@@ -391,6 +403,7 @@ control::Reply RunControl::configure(const std::string& config_text) {
       impl_->thresholds.request_shadow(std::nullopt);
       (void)impl_->thresholds.take_for_spill();  // no run: in force at once
       impl_->output = cfg.run.output_dir;
+      if (impl_->options.monitor) impl_->options.monitor->configured(cfg);
       impl_->config = std::move(cfg);
     } catch (const ConfigError& e) {
       return impl_->reply(control::BAD_REQUEST, e.what());
@@ -435,6 +448,7 @@ control::Reply RunControl::start(const std::string& comment) {
     try {
       clock = make_spill_clock(cfg, opts);
       opts.clock = clock.get();
+      if (impl_->options.monitor) impl_->options.monitor->begin_run(cfg, opts);
       worker = std::jthread([impl = impl_.get(), cfg, opts, token = stop.get_token()] {
         impl->run_thread(cfg, opts, token);
       });

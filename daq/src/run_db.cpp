@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <concepts>
+#include <iterator>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -20,9 +21,11 @@ namespace {
 constexpr std::int64_t kMaxRunNumber = 999999;
 constexpr int kBusyTimeoutMs = 5000;
 
-// The version this program writes and reads; kSchema stores it in
-// PRAGMA user_version, and a file with any other version is refused.
-constexpr int kSchemaVersion = 1;
+// The version this program writes and reads, in PRAGMA user_version. A new
+// file gets kSchema (version 1) and then every upgrade in kUpgrades, so that
+// a new file and an upgraded one are the same; a file of a version between
+// them is upgraded, any other version is refused.
+constexpr int kSchemaVersion = 2;
 
 // The per-line columns follow trigger::TriggerLine: invisible, beam, random.
 static_assert(trigger::kNumLines == 3, "the spills table has one column per trigger line");
@@ -99,6 +102,32 @@ CREATE INDEX threshold_activations_by_run ON threshold_activations (run, first_s
 PRAGMA user_version = 1;
 )sql";
 
+// kUpgrades[v - 1] takes a file from version v to v + 1.
+constexpr const char* kUpgrades[] = {
+    // 2: the data-quality verdict of each spill (reasons one per line), and
+    // the monitor's alarms.
+    R"sql(
+ALTER TABLE spills ADD COLUMN verdict TEXT NOT NULL DEFAULT '';
+ALTER TABLE spills ADD COLUMN verdict_reasons TEXT NOT NULL DEFAULT '';
+CREATE TABLE alarms (
+  id                   INTEGER PRIMARY KEY AUTOINCREMENT,
+  run                  INTEGER NOT NULL,
+  condition            TEXT NOT NULL,
+  level                TEXT NOT NULL CHECK (level IN ('warning', 'error')),
+  text                 TEXT NOT NULL,
+  first_spill          INTEGER NOT NULL,
+  last_spill           INTEGER NOT NULL,
+  raised_unix_ms       INTEGER NOT NULL,
+  last_unix_ms         INTEGER NOT NULL,
+  acknowledged_by      TEXT NOT NULL DEFAULT '',
+  acknowledged_unix_ms INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX alarms_by_acknowledgement ON alarms (acknowledged_unix_ms, id);
+PRAGMA user_version = 2;
+)sql",
+};
+static_assert(std::size(kUpgrades) == kSchemaVersion - 1, "one upgrade per version after the first");
+
 constexpr const char* kRunColumns =
     "number, start_unix_ms, stop_unix_ms, comment, config_hash, config_text, ended";
 constexpr const char* kSpillColumns =
@@ -106,7 +135,10 @@ constexpr const char* kSpillColumns =
     "accepted_invisible, accepted_beam, accepted_random, accepted_events, written, bytes, decode_errors, "
     "seconds, dead_time, shadow_set, "
     "shadow_accepted_invisible, shadow_accepted_beam, shadow_accepted_random, "
-    "shadow_overlap_invisible, shadow_overlap_beam, shadow_overlap_random";
+    "shadow_overlap_invisible, shadow_overlap_beam, shadow_overlap_random, verdict, verdict_reasons";
+constexpr const char* kAlarmColumns =
+    "id, run, condition, level, text, first_spill, last_spill, raised_unix_ms, last_unix_ms, acknowledged_by, "
+    "acknowledged_unix_ms";
 constexpr const char* kThresholdSetColumns =
     "id, created_unix_ms, author, comment, ecal_max_gev, preshower_min_gev, hcal_max_gev, "
     "srd_min_gev, srd_max_gev, veto_max_gev, beam_prescale, random_period";
@@ -246,11 +278,12 @@ int schema_version(const Connection& c) {
   return static_cast<int>(s.i64(0));
 }
 
-// Refuses a file of another schema version, or one at version 0 (no schema
-// of ours) that already holds tables of some other program.
+// Refuses a file of a version this program cannot read or upgrade, or one at
+// version 0 (no schema of ours) that already holds tables of some other
+// program.
 void check_schema_version(const Connection& c) {
   const int version = schema_version(c);
-  if (version == kSchemaVersion) return;
+  if (version >= 1 && version <= kSchemaVersion) return;
   if (version == 0) {
     Statement s(c, "SELECT count(*) FROM sqlite_master", "read schema");
     if (!s.step()) c.refuse("read schema", "no result");
@@ -258,6 +291,43 @@ void check_schema_version(const Connection& c) {
   }
   throw DatabaseError(fmt::format("run database {} has schema version {}, this program reads and writes version {}",
                                   c.file().string(), version, kSchemaVersion));
+}
+
+// Reasons are stored one per line; a reason never holds a line break.
+std::string join_lines(const std::vector<std::string>& lines) {
+  std::string out;
+  for (const auto& l : lines) {
+    if (!out.empty()) out += '\n';
+    for (const char ch : l) out += ch == '\n' || ch == '\r' ? ' ' : ch;
+  }
+  return out;
+}
+
+std::vector<std::string> split_lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    const std::size_t eol = std::min(text.find('\n', pos), text.size());
+    out.push_back(text.substr(pos, eol - pos));
+    pos = eol + 1;
+  }
+  return out;
+}
+
+AlarmRecord read_alarm(const Statement& s) {
+  AlarmRecord a;
+  a.id = s.u64(0);
+  a.run = s.u32(1);
+  a.condition = s.text(2);
+  a.level = s.text(3);
+  a.text = s.text(4);
+  a.first_spill = s.u32(5);
+  a.last_spill = s.u32(6);
+  a.raised_unix_ms = s.i64(7);
+  a.last_unix_ms = s.i64(8);
+  a.acknowledged_by = s.text(9);
+  a.acknowledged_unix_ms = s.i64(10);
+  return a;
 }
 
 bool run_exists(const Connection& c, std::uint32_t run, std::string_view operation) {
@@ -334,6 +404,9 @@ RunDatabase::RunDatabase(const std::filesystem::path& file) : impl_(std::make_un
   // (or changed it) since the first look.
   check_schema_version(c);
   if (schema_version(c) == 0) c.exec(kSchema, "create schema");
+  for (int v = schema_version(c); v < kSchemaVersion; ++v) {
+    c.exec(kUpgrades[v - 1], fmt::format("upgrade schema from version {} to {}", v, v + 1));
+  }
   // A run still without an end was left by a process that died. This
   // assumes one daq process at a time writes runs to a database file.
   Statement(c, "UPDATE runs SET ended = 'interrupted' WHERE ended = ''", "mark interrupted runs").run();
@@ -434,7 +507,7 @@ void RunDatabase::add_spill(const SpillRecord& r) {
   }
   Statement s(c,
               fmt::format("INSERT INTO spills ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                          "?, ?, ?)",
+                          "?, ?, ?, ?, ?)",
                           kSpillColumns),
               op);
   s.bind(r.run).bind(r.spill).bind(r.threshold_set).bind(r.particles).bind(r.built).bind(r.incomplete);
@@ -443,6 +516,7 @@ void RunDatabase::add_spill(const SpillRecord& r) {
   s.bind(r.seconds).bind(r.dead_time).bind(r.shadow_set);
   for (const auto n : r.shadow_accepted) s.bind(n);
   for (const auto n : r.shadow_overlap) s.bind(n);
+  s.bind(r.verdict).bind(join_lines(r.verdict_reasons));
   s.run();
   t.commit();
 }
@@ -563,6 +637,8 @@ std::vector<SpillRecord> RunDatabase::spills(std::uint32_t run) const {
     r.shadow_set = s.u32(col++);
     for (auto& n : r.shadow_accepted) n = s.u64(col++);
     for (auto& n : r.shadow_overlap) n = s.u64(col++);
+    r.verdict = s.text(col++);
+    r.verdict_reasons = split_lines(s.text(col++));
     out.push_back(r);
   }
   return out;
@@ -602,6 +678,87 @@ std::vector<ThresholdActivation> RunDatabase::threshold_history(std::uint32_t ru
   s.bind(run);
   std::vector<ThresholdActivation> out;
   while (s.step()) out.push_back({s.u32(0), s.u32(1), s.u32(2), s.i64(3) != 0});
+  return out;
+}
+
+std::uint64_t RunDatabase::add_alarm(const AlarmRecord& a) {
+  const std::lock_guard lock(impl_->mutex);
+  const Connection& c = impl_->c;
+  const std::string op = fmt::format("add alarm \"{}\" of run {}", a.condition, a.run);
+
+  Transaction t(c, Transaction::Mode::Write, op);
+  Statement(c,
+            "INSERT INTO alarms (run, condition, level, text, first_spill, last_spill, raised_unix_ms, last_unix_ms, "
+            "acknowledged_by, acknowledged_unix_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', 0)",
+            op)
+      .bind(a.run)
+      .bind(a.condition)
+      .bind(a.level)
+      .bind(a.text)
+      .bind(a.first_spill)
+      .bind(a.last_spill)
+      .bind(a.raised_unix_ms)
+      .bind(a.last_unix_ms)
+      .run();
+  const std::int64_t id = ::sqlite3_last_insert_rowid(c.handle());
+  t.commit();
+  return static_cast<std::uint64_t>(id);
+}
+
+void RunDatabase::update_alarm(std::uint64_t id, std::uint32_t last_spill, std::int64_t last_unix_ms) {
+  const std::lock_guard lock(impl_->mutex);
+  const Connection& c = impl_->c;
+  const std::string op = fmt::format("update alarm {}", id);
+
+  Transaction t(c, Transaction::Mode::Write, op);
+  Statement(c, "UPDATE alarms SET last_spill = ?, last_unix_ms = ? WHERE id = ?", op)
+      .bind(last_spill)
+      .bind(last_unix_ms)
+      .bind(id)
+      .run();
+  if (::sqlite3_changes(c.handle()) != 1) c.refuse(op, fmt::format("alarm {} is unknown", id));
+  t.commit();
+}
+
+void RunDatabase::acknowledge_alarm(std::uint64_t id, const std::string& by, std::int64_t unix_ms) {
+  const std::lock_guard lock(impl_->mutex);
+  const Connection& c = impl_->c;
+  const std::string op = fmt::format("acknowledge alarm {}", id);
+  if (by.empty() || unix_ms <= 0) c.refuse(op, "who and when must be given");
+
+  Transaction t(c, Transaction::Mode::Write, op);
+  {
+    Statement s(c, "SELECT acknowledged_by FROM alarms WHERE id = ?", op);
+    s.bind(id);
+    if (!s.step()) c.refuse(op, fmt::format("alarm {} is unknown", id));
+    if (const std::string who = s.text(0); !who.empty()) {
+      c.refuse(op, fmt::format("alarm {} is already acknowledged (by {})", id, who));
+    }
+  }
+  Statement(c, "UPDATE alarms SET acknowledged_by = ?, acknowledged_unix_ms = ? WHERE id = ?", op)
+      .bind(by)
+      .bind(unix_ms)
+      .bind(id)
+      .run();
+  t.commit();
+}
+
+std::vector<AlarmRecord> RunDatabase::alarms(bool unacknowledged_only, std::size_t limit) const {
+  const std::lock_guard lock(impl_->mutex);
+  const Connection& c = impl_->c;
+  constexpr std::string_view kOp = "read alarms";
+
+  Statement s(c,
+              unacknowledged_only
+                  ? fmt::format("SELECT {} FROM alarms WHERE acknowledged_unix_ms = 0 ORDER BY id DESC LIMIT ?",
+                                kAlarmColumns)
+                  : fmt::format("SELECT {} FROM alarms ORDER BY id DESC LIMIT ?", kAlarmColumns),
+              kOp);
+  s.bind(static_cast<std::int64_t>(
+      std::min<std::size_t>(limit, static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max()))));
+  std::vector<AlarmRecord> out;
+  while (s.step()) out.push_back(read_alarm(s));
+  std::reverse(out.begin(), out.end());
   return out;
 }
 

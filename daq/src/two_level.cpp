@@ -480,15 +480,24 @@ class CompletionStage {
       case eb::RecordKind::SpillEnd: {
         TriggerSpillCounters c;
         std::memcpy(static_cast<void*>(&c), storage_.data() + (seq % items_.size()) * item_words_, sizeof(c));
+        spill_.silent_sources = asked_ & ~answered_ & ~spill_.lost_sources;
         c.completion = spill_;
         spill_ = CompletionCounters{};
+        asked_ = 0;
+        answered_ = 0;
         std::memcpy(slot.data(), &c, sizeof(c));
         break;
       }
       case eb::RecordKind::Data: {
         std::size_t pos = 0;
         for (std::size_t s = 0; s < sources_.size(); ++s) {
-          if (((d.missing_mask >> s) & 1u) != 0) continue;
+          if (((d.missing_mask >> s) & 1u) != 0) {
+            if (d.missing_reason[s] == fw::MissingReason::LostSource) spill_.lost_sources |= 1u << s;
+            if (d.missing_reason[s] != fw::MissingReason::NoSummary) asked_ |= 1u << s;
+            continue;
+          }
+          asked_ |= 1u << s;
+          answered_ |= 1u << s;
           const std::uint32_t n = it.words[s];
           slot[pos] = static_cast<std::uint32_t>(s);
           slot[pos + 1] = n;
@@ -526,6 +535,8 @@ class CompletionStage {
   std::size_t head_ = 0;
   std::size_t tail_ = 0;
   CompletionCounters spill_;
+  std::uint32_t asked_ = 0;     ///< sources asked for an event of the spill
+  std::uint32_t answered_ = 0;  ///< sources that answered one
 };
 
 }  // namespace

@@ -306,6 +306,9 @@ void ZmqServer::Impl::publish_events() {
       case control::Event::kSpill:
         topic = "spill";
         break;
+      case control::Event::kAlarm:
+        topic = "alarm";
+        break;
       case control::Event::WHAT_NOT_SET:
         continue;
     }

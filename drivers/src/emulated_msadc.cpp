@@ -82,7 +82,7 @@ std::size_t EmulatedMsadcBoard::read_event(std::uint32_t spill, std::uint32_t pa
       open_port = c.port;
       open_adc = c.adc_id;
     }
-    const float amplitude = dep[c.cell] * c.counts_per_gev;
+    const float amplitude = dead(c.cell, spill) ? 0.0f : dep[c.cell] * c.counts_per_gev;
     std::uint64_t r = rng.next();
     for (std::uint32_t k = 0; k < n; ++k) {
       if (k % 5 == 0) r = rng.next();

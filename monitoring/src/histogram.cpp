@@ -131,6 +131,30 @@ void Histogram1D::reset() noexcept {
   entries_ = tsumw_ = tsumw2_ = tsumwx_ = tsumwx2_ = 0;
 }
 
+void Histogram1D::restore(std::span<const double> contents, std::span<const double> sumw2, const HistogramSums& s) {
+  if (contents.size() != sumw_.size() || sumw2.size() != sumw2_.size()) {
+    throw std::invalid_argument(fmt::format("histogram '{}': cannot restore {} and {} cells into {} cells", name_,
+                                            contents.size(), sumw2.size(), sumw_.size()));
+  }
+  std::copy(contents.begin(), contents.end(), sumw_.begin());
+  std::copy(sumw2.begin(), sumw2.end(), sumw2_.begin());
+  entries_ = s.entries;
+  tsumw_ = s.sum_w;
+  tsumw2_ = s.sum_w2;
+  tsumwx_ = s.sum_wx;
+  tsumwx2_ = s.sum_wx2;
+}
+
+HistogramSums Histogram1D::sums() const noexcept {
+  HistogramSums s;
+  s.entries = entries_;
+  s.sum_w = tsumw_;
+  s.sum_w2 = tsumw2_;
+  s.sum_wx = tsumwx_;
+  s.sum_wx2 = tsumwx2_;
+  return s;
+}
+
 double Histogram1D::mean() const noexcept { return mean_of(tsumw_, tsumwx_); }
 
 double Histogram1D::rms() const noexcept { return rms_of(tsumw_, tsumwx_, tsumwx2_); }
@@ -241,6 +265,36 @@ void Histogram2D::reset() noexcept {
   std::fill(sumw_.begin(), sumw_.end(), 0.0);
   std::fill(sumw2_.begin(), sumw2_.end(), 0.0);
   entries_ = tsumw_ = tsumw2_ = tsumwx_ = tsumwx2_ = tsumwy_ = tsumwy2_ = tsumwxy_ = 0;
+}
+
+void Histogram2D::restore(std::span<const double> contents, std::span<const double> sumw2, const HistogramSums& s) {
+  if (contents.size() != sumw_.size() || sumw2.size() != sumw2_.size()) {
+    throw std::invalid_argument(fmt::format("histogram '{}': cannot restore {} and {} cells into {} cells", name_,
+                                            contents.size(), sumw2.size(), sumw_.size()));
+  }
+  std::copy(contents.begin(), contents.end(), sumw_.begin());
+  std::copy(sumw2.begin(), sumw2.end(), sumw2_.begin());
+  entries_ = s.entries;
+  tsumw_ = s.sum_w;
+  tsumw2_ = s.sum_w2;
+  tsumwx_ = s.sum_wx;
+  tsumwx2_ = s.sum_wx2;
+  tsumwy_ = s.sum_wy;
+  tsumwy2_ = s.sum_wy2;
+  tsumwxy_ = s.sum_wxy;
+}
+
+HistogramSums Histogram2D::sums() const noexcept {
+  HistogramSums s;
+  s.entries = entries_;
+  s.sum_w = tsumw_;
+  s.sum_w2 = tsumw2_;
+  s.sum_wx = tsumwx_;
+  s.sum_wx2 = tsumwx2_;
+  s.sum_wy = tsumwy_;
+  s.sum_wy2 = tsumwy2_;
+  s.sum_wxy = tsumwxy_;
+  return s;
 }
 
 double Histogram2D::mean_x() const noexcept { return mean_of(tsumw_, tsumwx_); }

@@ -93,6 +93,33 @@ TEST(Config, RejectsSourceIdOfMultiplexer) {
             "test.textproto: source[0].id: 900 is out of range [0, 895]");
 }
 
+TEST(Config, DeadCellNamesAMappedCellAndItsFirstSpill) {
+  const DaqConfig c = load_config(
+      std::string(kOneSource) + R"(emulator { dead_cell { detector: "ECAL1" x: 3 y: 4 from_spill: 2 } })", "t");
+  EXPECT_EQ(c.emulator.dead_cell, firmware::cell_index(firmware::Detector::Ecal1, 3, 4));
+  EXPECT_EQ(c.emulator.dead_from_spill, 2u);
+  const DaqConfig from_start =
+      load_config(std::string(kOneSource) + R"(emulator { dead_cell { detector: "ECAL1" x: 0 y: 0 } })", "t");
+  EXPECT_EQ(from_start.emulator.dead_from_spill, 1u);
+  EXPECT_EQ(load_config(kOneSource, "t").emulator.dead_from_spill, 0u) << "no dead cell unless asked";
+}
+
+TEST(Config, RejectsADeadCellOutsideItsDetectorOrNotMapped) {
+  const auto with = [](const std::string& dead) {
+    return error_of(std::string(kOneSource) + "emulator { dead_cell { " + dead + " } }");
+  };
+  EXPECT_EQ(with(R"(detector: "ECAL1" x: 6 y: 0)"), "test.textproto: emulator.dead_cell.x: 6 is out of range [0, 5]");
+  EXPECT_EQ(with(R"(detector: "SRD" x: 1 y: 1)"), "test.textproto: emulator.dead_cell.y: 1 is out of range [0, 0]");
+  EXPECT_EQ(with(R"(detector: "ECAL1" y: 1)"), "test.textproto: emulator.dead_cell.x: missing");
+  EXPECT_EQ(with(R"(detector: "ECAL7" x: 1 y: 1)"),
+            "test.textproto: emulator.dead_cell.detector: unknown detector \"ECAL7\" (known: ECAL0 ECAL1 HCAL0 HCAL1 "
+            "HCAL2 HCAL3 SRD VETO S0 S1 S2)");
+  EXPECT_EQ(with(R"(detector: "HCAL0" x: 1 y: 1)"),
+            "test.textproto: emulator.dead_cell: HCAL0 cell (1,1) is not mapped by any source");
+  EXPECT_EQ(with(R"(detector: "ECAL1" x: 1 y: 1 from_spill: 0)"),
+            "test.textproto: emulator.dead_cell.from_spill: 0 is out of range [1, 2047]");
+}
+
 TEST(Config, RejectsSyntaxError) {
   EXPECT_EQ(error_of("source { id: 620 "), "test.textproto:1:18: Expected identifier, got: ");
 }

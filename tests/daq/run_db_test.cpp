@@ -79,11 +79,11 @@ TEST_F(RunDatabaseTest, CreatesSchemaInWalMode) {
   const RunDatabase db(file_);
   EXPECT_EQ(db.file(), file_);
   EXPECT_EQ(query(file_, "PRAGMA journal_mode"), "wal");
-  EXPECT_EQ(query(file_, "PRAGMA user_version"), "1");
+  EXPECT_EQ(query(file_, "PRAGMA user_version"), "2");
   EXPECT_EQ(query(file_,
                   "SELECT group_concat(name, ' ') FROM "
                   "(SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name)"),
-            "run_comments run_counter runs spills sqlite_sequence threshold_activations threshold_sets");
+            "alarms run_comments run_counter runs spills sqlite_sequence threshold_activations threshold_sets");
   EXPECT_EQ(query(file_, "SELECT last_number FROM run_counter WHERE id = 0"), "0");
 }
 
@@ -228,6 +228,8 @@ TEST_F(RunDatabaseTest, SpillRoundTripsEveryField) {
   s.shadow_set = 17;
   s.shadow_accepted = {18, 19, 20};
   s.shadow_overlap = {21, 22, 23};
+  s.verdict = "bad";
+  s.verdict_reasons = {"ECAL1 cell (3,4) dead: 0 hits, 2500 expected", "SRD rate 30 % low: two\nlines"};
   db.add_spill(s);
   SpillRecord earlier;
   earlier.run = run;
@@ -256,6 +258,12 @@ TEST_F(RunDatabaseTest, SpillRoundTripsEveryField) {
   EXPECT_EQ(g.shadow_set, 17u);
   EXPECT_EQ(g.shadow_accepted, s.shadow_accepted);
   EXPECT_EQ(g.shadow_overlap, s.shadow_overlap);
+  EXPECT_EQ(g.verdict, "bad");
+  // One reason per line: a line break inside a reason becomes a space.
+  EXPECT_EQ(g.verdict_reasons,
+            (std::vector<std::string>{"ECAL1 cell (3,4) dead: 0 hits, 2500 expected", "SRD rate 30 % low: two lines"}));
+  EXPECT_EQ(got[0].verdict, "");
+  EXPECT_TRUE(got[0].verdict_reasons.empty());
   // The per-line columns in TriggerLine order, by name.
   EXPECT_EQ(query(file_, "SELECT accepted_invisible || ' ' || accepted_beam || ' ' || accepted_random || ' ' || "
                          "shadow_overlap_random FROM spills WHERE spill = 3"),
@@ -399,8 +407,86 @@ TEST_F(RunDatabaseTest, RefusesOtherSchemaVersion) {
   ASSERT_EQ(query(file_, "PRAGMA user_version = 7"), "(no row)");
 
   EXPECT_EQ(error_of([&] { RunDatabase db(file_); }),
-            "run database " + file_.string() + " has schema version 7, this program reads and writes version 1");
+            "run database " + file_.string() + " has schema version 7, this program reads and writes version 2");
   EXPECT_EQ(query(file_, "PRAGMA user_version"), "7");
+}
+
+TEST_F(RunDatabaseTest, UpgradesAVersionOneFileKeepingItsRuns) {
+  std::uint32_t run = 0;
+  {
+    RunDatabase db(file_);
+    run = begin(db);
+    SpillRecord s;
+    s.run = run;
+    s.spill = 1;
+    s.particles = 2000;
+    db.add_spill(s);
+  }
+  // Back to the version-1 layout: no verdict columns, no alarms.
+  ASSERT_EQ(query(file_, "ALTER TABLE spills DROP COLUMN verdict"), "(no row)");
+  ASSERT_EQ(query(file_, "ALTER TABLE spills DROP COLUMN verdict_reasons"), "(no row)");
+  ASSERT_EQ(query(file_, "DROP TABLE alarms"), "(no row)");
+  ASSERT_EQ(query(file_, "PRAGMA user_version = 1"), "(no row)");
+
+  RunDatabase db(file_);
+  EXPECT_EQ(query(file_, "PRAGMA user_version"), "2");
+  const auto spills = db.spills(run);
+  ASSERT_EQ(spills.size(), 1u);
+  EXPECT_EQ(spills[0].particles, 2000u);
+  EXPECT_EQ(spills[0].verdict, "");
+  EXPECT_TRUE(db.alarms(false, 10).empty());
+  EXPECT_EQ(begin(db), run + 1);
+}
+
+TEST_F(RunDatabaseTest, AlarmsFromRaiseToAcknowledgement) {
+  RunDatabase db(file_);
+  AlarmRecord a;
+  a.run = 3;
+  a.condition = "verdict";
+  a.level = "error";
+  a.text = "run 3 spill 2: verdict bad: ECAL1 cell (3,4) dead: 0 hits, 250 expected";
+  a.first_spill = 2;
+  a.last_spill = 2;
+  a.raised_unix_ms = 1'000;
+  a.last_unix_ms = 1'000;
+  const std::uint64_t first = db.add_alarm(a);
+  EXPECT_EQ(first, 1u);
+  a.condition = "disk";
+  a.level = "warning";
+  a.first_spill = 0;
+  a.last_spill = 0;
+  EXPECT_EQ(db.add_alarm(a), 2u);
+
+  db.update_alarm(first, 4, 5'000);
+  db.acknowledge_alarm(2, "shift", 6'000);
+  const auto open = db.alarms(true, 100);
+  ASSERT_EQ(open.size(), 1u);
+  EXPECT_EQ(open[0].id, 1u);
+  EXPECT_EQ(open[0].run, 3u);
+  EXPECT_EQ(open[0].condition, "verdict");
+  EXPECT_EQ(open[0].level, "error");
+  EXPECT_EQ(open[0].text, "run 3 spill 2: verdict bad: ECAL1 cell (3,4) dead: 0 hits, 250 expected");
+  EXPECT_EQ(open[0].first_spill, 2u);
+  EXPECT_EQ(open[0].last_spill, 4u);
+  EXPECT_EQ(open[0].raised_unix_ms, 1'000);
+  EXPECT_EQ(open[0].last_unix_ms, 5'000);
+  EXPECT_EQ(open[0].acknowledged_by, "");
+  EXPECT_EQ(open[0].acknowledged_unix_ms, 0);
+
+  const auto all = db.alarms(false, 100);
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[1].id, 2u);
+  EXPECT_EQ(all[1].acknowledged_by, "shift");
+  EXPECT_EQ(all[1].acknowledged_unix_ms, 6'000);
+  EXPECT_EQ(db.alarms(false, 1).at(0).id, 2u) << "the newest when limited";
+
+  const std::string prefix = "run database " + file_.string() + ": ";
+  EXPECT_EQ(error_of([&] { db.acknowledge_alarm(2, "shift", 7'000); }),
+            prefix + "acknowledge alarm 2: alarm 2 is already acknowledged (by shift)");
+  EXPECT_EQ(error_of([&] { db.acknowledge_alarm(9, "shift", 7'000); }), prefix + "acknowledge alarm 9: alarm 9 is unknown");
+  EXPECT_EQ(error_of([&] { db.update_alarm(9, 1, 7'000); }), prefix + "update alarm 9: alarm 9 is unknown");
+  a.level = "fatal";
+  EXPECT_EQ(error_of([&] { db.add_alarm(a); }).rfind(prefix + "add alarm \"disk\" of run 3: CHECK constraint failed", 0), 0u);
 }
 
 TEST_F(RunDatabaseTest, RefusesDatabaseOfAnotherProgram) {
@@ -410,7 +496,7 @@ TEST_F(RunDatabaseTest, RefusesDatabaseOfAnotherProgram) {
   ::sqlite3_close_v2(raw);
 
   EXPECT_EQ(error_of([&] { RunDatabase db(file_); }),
-            "run database " + file_.string() + " has schema version 0, this program reads and writes version 1");
+            "run database " + file_.string() + " has schema version 0, this program reads and writes version 2");
   EXPECT_EQ(query(file_, "PRAGMA journal_mode"), "delete");
   EXPECT_EQ(query(file_, "SELECT count(*) FROM sqlite_master"), "1");
 }

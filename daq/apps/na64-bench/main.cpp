@@ -2,7 +2,8 @@
 // na64-bench: throughput of the data path on this machine, printed as figures.
 // Fragments are generated once with the emulator; every stage then runs on
 // that data alone (single thread), and the threaded builder + trigger chain
-// replays it as the boards would send it.
+// replays it as the boards would send it, with and without the data-quality
+// histograms filled on its trigger thread.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -24,6 +25,8 @@
 #include <vector>
 
 #include "na64/daq/config.hpp"
+#include "na64/daq/dqm_tap.hpp"
+#include "na64/daq/monitor.hpp"
 #include "na64/drivers/beam.hpp"
 #include "na64/drivers/emulated_msadc.hpp"
 #include "na64/eventbuilder/backoff.hpp"
@@ -307,8 +310,12 @@ void replay_thread(FragmentReplay& replay, eb::FragmentRing& ring, const std::st
   }
 }
 
+// The DQM calls are those of the daemon's trigger stage (daq/src/chain.hpp):
+// incomplete events counted, complete ones offered (one in the sample period
+// filled), the set published at each spill end.
 void trigger_thread(eb::BuiltRing& in, const trigger::FeatureExtractor& extractor, trigger::TriggerMenu& menu,
-                    trigger::EventFeatures& features, TriggerCounts& counts, const std::stop_token& stop) {
+                    trigger::EventFeatures& features, TriggerCounts& counts, daq::DqmTap* dqm,
+                    const std::stop_token& stop) {
   eb::Backoff backoff;
   while (!stop.stop_requested()) {
     const std::size_t avail = in.readable();
@@ -321,10 +328,12 @@ void trigger_thread(eb::BuiltRing& in, const trigger::FeatureExtractor& extracto
     for (std::size_t k = 0; k < avail; ++k) {
       const eb::BuiltDesc& d = in.read_desc(k);
       if (d.kind == eb::RecordKind::SpillBegin) menu.begin_spill();
+      if (d.kind == eb::RecordKind::SpillEnd && dqm != nullptr) dqm->publish(d.spill);
       if (d.kind == eb::RecordKind::RunEnd) run_end = true;
       if (d.kind != eb::RecordKind::Data) continue;
       if (d.reason != eb::IncompleteReason::None) {
         ++counts.incomplete;
+        if (dqm != nullptr) dqm->filling().count_incomplete(d.reason);
         continue;
       }
       ++counts.events;
@@ -333,7 +342,9 @@ void trigger_thread(eb::BuiltRing& in, const trigger::FeatureExtractor& extracto
         ++counts.decode_errors;
         continue;
       }
-      if (menu.decide(features, d.event) != 0) ++counts.accepted;
+      const std::uint32_t mask = menu.decide(features, d.event);
+      if (dqm != nullptr) (void)dqm->filling().offer(features, mask);
+      if (mask != 0) ++counts.accepted;
     }
     in.consume(avail);
     if (run_end) return;
@@ -345,8 +356,10 @@ struct ChainRun {
   TriggerCounts counts;
 };
 
-/// 3 replay threads -> builder thread -> trigger thread (extract + decide).
-ChainRun run_chain(const daq::DaqConfig& config, std::span<const SourceFragments> sources, std::uint32_t spills) {
+/// 3 replay threads -> builder thread -> trigger thread (extract + decide,
+/// and the DQM histograms when `dqm` is given).
+ChainRun run_chain(const daq::DaqConfig& config, std::span<const SourceFragments> sources, std::uint32_t spills,
+                   daq::DqmTap* dqm = nullptr) {
   Rings rings = make_rings(config, sources);
   eb::EventBuilder builder(rings.inputs, *rings.built, config.builder);
   std::vector<FragmentReplay> replays = make_replays(sources, spills);
@@ -362,7 +375,7 @@ ChainRun run_chain(const daq::DaqConfig& config, std::span<const SourceFragments
   }
   threads.emplace_back([&](std::stop_token stop) { builder.run(stop); });
   threads.emplace_back(
-      [&](std::stop_token stop) { trigger_thread(*rings.built, extractor, menu, *features, run.counts, stop); });
+      [&](std::stop_token stop) { trigger_thread(*rings.built, extractor, menu, *features, run.counts, dqm, stop); });
   // Join explicitly: a jthread's destructor would request stop first.
   for (std::jthread& t : threads) t.join();
   run.seconds = seconds_since(t0);
@@ -612,6 +625,40 @@ int run_bench(const Options& opt) {
   fmt::print("  at the goal rate the fragments alone are {:.1f} GB/s\n", kGoalEventsPerS * event_bytes / 1e9);
   fmt::print("  checks (last run): {} triggered, {} incomplete, {} decode errors, {} accepted\n", last.counts.events,
              last.counts.incomplete, last.counts.decode_errors, last.counts.accepted);
+
+  // ---- 4. monitoring on and off ----
+  // The histograms as na64daq serve fills them (MonitorOptions' defaults).
+  // Runs alternate, off then on, so that the machine's drift hits both alike.
+  const daq::MonitorOptions serve_defaults;
+  monitoring::DqmConfig dqm_config;
+  dqm_config.beam_energy_gev = config.beam.energy_gev;
+  dqm_config.ecal_occupancy_gev = serve_defaults.ecal_occupancy_gev;
+  dqm_config.hcal_occupancy_gev = serve_defaults.hcal_occupancy_gev;
+  dqm_config.srd_min_gev = config.thresholds.srd_min_gev;
+  dqm_config.srd_max_gev = config.thresholds.srd_max_gev;
+  dqm_config.sample_period = serve_defaults.sample_period;
+  daq::DqmTap tap(config.channel_map, dqm_config);
+  std::array<double, kRuns> off_s{};
+  std::array<double, kRuns> on_s{};
+  std::uint64_t filled = 0;
+  for (int r = 0; r < kRuns; ++r) {
+    off_s[r] = run_chain(config, sources, repeat).seconds;
+    on_s[r] = run_chain(config, sources, repeat, &tap).seconds;
+    monitoring::DqmHistograms spill_set(config.channel_map, dqm_config);
+    if (tap.take(repeat, spill_set)) filled = spill_set.counters().filled;
+  }
+  std::sort(off_s.begin(), off_s.end());
+  std::sort(on_s.begin(), on_s.end());
+  const double off_rate = chain_events / off_s[kRuns / 2];
+  const double on_rate = chain_events / on_s[kRuns / 2];
+  fmt::print("\n4. Monitoring: the chain of 3 without and with the DQM histograms filled on the trigger thread\n");
+  fmt::print("  (sample period {}, as na64daq serve; {} spills x {} events per run, runs alternating)\n",
+             dqm_config.sample_period, repeat, opt.events);
+  fmt::print("  without          {:>10.3f} M events/s  {:>8.1f} ns/event\n", off_rate / 1e6, 1e9 / off_rate);
+  fmt::print("  with             {:>10.3f} M events/s  {:>8.1f} ns/event\n", on_rate / 1e6, 1e9 / on_rate);
+  fmt::print("  ratio            {:>10.3f}  (with / without); cost {:.1f} % of the throughput\n", on_rate / off_rate,
+             100.0 * (1.0 - on_rate / off_rate));
+  fmt::print("  checks: {} events filled in the last spill of the last run\n", filled);
   return 0;
 }
 

@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <charconv>
+#include <filesystem>
 #include <optional>
 #include <stop_token>
 #include <cstdio>
@@ -23,7 +24,10 @@
 #include "na64/daq/config.hpp"
 #include "na64/daq/control_service.hpp"
 #include "na64/daq/curve_keys.hpp"
+#include "na64/daq/dashboard.hpp"
+#include "na64/daq/dqm_publisher.hpp"
 #include "na64/daq/http_server.hpp"
+#include "na64/daq/monitor.hpp"
 #include "na64/daq/run_control.hpp"
 #include "na64/daq/run_db.hpp"
 #include "na64/daq/what_if.hpp"
@@ -49,12 +53,19 @@ constexpr std::string_view kUsage = R"(usage:
       DATE files, the decoder map and the run summary into DIR. Without --config
       it uses the embedded default; without --run, the next free number in DIR.
   na64daq serve [--config FILE] [--configure] [--output DIR] [--db FILE]
-                [--http HOST:PORT] [--tokens FILE]
+                [--http HOST:PORT] [--tokens FILE] [--web DIR]
                 [--zmq ENDPOINT --pub ENDPOINT --server-key FILE --clients FILE]
+                [--dqm-pub ENDPOINT] [--reference FILE] [--disk-limit BYTES]
       The long-running daemon, driven by run control over HTTP/JSON (default
       127.0.0.1:8080; read-only without --tokens) and over ZeroMQ with CURVE
       (only with --server-key and --clients). The run database defaults to
       na64daq.sqlite. --configure loads the configuration at start.
+      The same HTTP server carries the dashboard: its files from --web (default
+      the build's monitoring/web/dist), its API, /metrics and /ws. --dqm-pub
+      publishes spill summaries, verdicts, sampled events and alarms on a plain
+      ZeroMQ PUB socket. --reference judges every run against an earlier run's
+      reference (run-RRRRRR.dqm-reference); --disk-limit (default 1 GiB) is the
+      free space below which the disk alarm is raised.
       SIGINT/SIGTERM stop a run in progress cleanly and exit.
   na64daq keygen DIR NAME
       Writes a CURVE key pair: DIR/NAME.key (secret, mode 0600) and DIR/NAME.pub.
@@ -208,6 +219,10 @@ int command_serve(const std::vector<std::string_view>& args) {
   daq::HttpOptions http;
   daq::ZmqOptions zmq;
   bool with_zmq = false;
+  daq::MonitorOptions monitor_options;
+  daq::DashboardOptions dashboard_options;
+  dashboard_options.web_dir = NA64_DEFAULT_WEB_DIR;
+  std::string dqm_endpoint;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string_view flag = args[i];
     if (flag == "--configure") {
@@ -238,6 +253,20 @@ int command_serve(const std::vector<std::string_view>& args) {
       with_zmq = true;
     } else if (flag == "--clients") {
       zmq.clients_file = value;
+    } else if (flag == "--web") {
+      dashboard_options.web_dir = value;
+      if (!std::filesystem::is_directory(dashboard_options.web_dir)) {
+        throw UsageError(fmt::format("--web: {} is not a directory", value));
+      }
+    } else if (flag == "--dqm-pub") {
+      dqm_endpoint = value;
+    } else if (flag == "--reference") {
+      monitor_options.reference_file = value;
+      if (!std::filesystem::is_regular_file(monitor_options.reference_file)) {
+        throw UsageError(fmt::format("--reference: {} is not a file", value));
+      }
+    } else if (flag == "--disk-limit") {
+      monitor_options.disk_limit_bytes = parse_number(flag, value, 0, UINT64_MAX);
     } else {
       throw UsageError(fmt::format("unknown option {}", flag));
     }
@@ -247,15 +276,21 @@ int command_serve(const std::vector<std::string_view>& args) {
   const sigset_t signals = block_stop_signals();
   const DatabaseLock lock(db_path);
   daq::RunDatabase database(db_path);
+  daq::Monitor monitor(database, monitor_options);
+  rc_options.monitor = &monitor;
   daq::RunControl control(database, rc_options);
-  daq::ControlService service(control, database);
+  daq::ControlService service(control, database, &monitor);
   if (configure_now) {
     const auto r = control.configure("");
     if (r.code() != na64::control::OK) throw daq::ConfigError(r.message());
   }
-  daq::HttpServer http_server(service, http);
+  daq::Dashboard dashboard(service, monitor, dashboard_options);
+  daq::HttpServer http_server(service, http, dashboard.http_extensions());
+  dashboard.publish_to(&http_server);
   std::unique_ptr<daq::ZmqServer> zmq_server;
   if (with_zmq) zmq_server = std::make_unique<daq::ZmqServer>(service, zmq);
+  std::unique_ptr<daq::DqmPublisher> dqm_publisher;
+  if (!dqm_endpoint.empty()) dqm_publisher = std::make_unique<daq::DqmPublisher>(service, monitor, dqm_endpoint);
 
   fmt::print("na64daq: run database {}\n", database.file().string());
   fmt::print("na64daq: http://{}:{}/ ({})\n", http.address, http_server.port(),
@@ -265,6 +300,10 @@ int command_serve(const std::vector<std::string_view>& args) {
   } else {
     fmt::print("na64daq: zmq interface off (no --server-key)\n");
   }
+  if (dqm_publisher) fmt::print("na64daq: dqm publisher {}\n", dqm_publisher->endpoint());
+  fmt::print("na64daq: web files {}\n", std::filesystem::is_directory(dashboard_options.web_dir)
+                                             ? dashboard_options.web_dir.string()
+                                             : "none (no --web directory; the API alone is served)");
   fmt::print("na64daq: state {}\n", daq::to_string(control.status().state()));
   std::fflush(stdout);
 
@@ -286,6 +325,7 @@ int command_serve(const std::vector<std::string_view>& args) {
   // Interfaces first, so that no command arrives while the run ends.
   if (zmq_server) zmq_server->stop();
   http_server.stop();
+  dashboard.publish_to(nullptr);
   (void)control.stop();  // refused (and harmless) when no run is going on
   while (control.status().state() == na64::control::STOPPING) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));

@@ -13,12 +13,14 @@
 
 namespace na64::daq {
 
+class Monitor;
 class RunControl;
 class RunDatabase;
 
 /// Who sends a request. Anonymous may only read. Shift runs the run (start,
-/// stop, pause, resume, reset, comment); Expert changes the configuration and
-/// the trigger thresholds. Neither role includes the other.
+/// stop, pause, resume, reset, comment) and acknowledges alarms; Expert
+/// changes the configuration and the trigger thresholds. Neither role
+/// includes the other.
 enum class Role { Anonymous, Shift, Expert };
 
 [[nodiscard]] const char* to_string(Role role) noexcept;
@@ -31,8 +33,10 @@ enum class Role { Anonymous, Shift, Expert };
 /// Thread safety: handle() and subscribe() from any thread.
 class ControlService {
  public:
-  /// Becomes `control`'s listener (and stops being it when destroyed).
-  ControlService(RunControl& control, RunDatabase& database);
+  /// Becomes `control`'s listener, and `monitor`'s when given (and stops
+  /// being them when destroyed). Without a monitor, alarm requests are
+  /// answered NOT_FOUND.
+  ControlService(RunControl& control, RunDatabase& database, Monitor* monitor = nullptr);
   ~ControlService();
   ControlService(const ControlService&) = delete;
   ControlService& operator=(const ControlService&) = delete;
@@ -42,13 +46,17 @@ class ControlService {
   /// reply carries the status after the request.
   [[nodiscard]] control::Reply handle(const control::Request& request, Role role);
 
-  /// Called for every state change and every spill that reaches disk, from
-  /// the thread where it happens; a listener must return quickly.
+  /// Called for every state change, every spill that reaches disk and every
+  /// alarm raised or acknowledged, from the thread where it happens; a
+  /// listener must return quickly and must not call RunControl or Monitor.
   void subscribe(std::function<void(const control::Event&)> listener);
 
  private:
+  void publish(const control::Event& e);
+
   RunControl& control_;
   RunDatabase& database_;
+  Monitor* monitor_;
   std::mutex listeners_m_;
   std::vector<std::function<void(const control::Event&)>> listeners_;
 };

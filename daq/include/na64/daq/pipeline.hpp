@@ -33,6 +33,12 @@ struct CompletionCounters {
   /// Incomplete events by the reason of their first missing source (slot order).
   std::array<std::uint64_t, firmware::kNumMissingReasons> by_reason{};
   std::uint64_t late_answers = 0;  ///< answers that came after their event was written
+  /// Masks over the completion's sources (the MSADC boards in channel-map
+  /// order, then the trackers in configuration order): flagged lost_source
+  /// in an event of the spill; asked for events of the spill and answered
+  /// none (silent), without being lost.
+  std::uint32_t lost_sources = 0;
+  std::uint32_t silent_sources = 0;
 
   void add(const CompletionCounters& o) noexcept {
     requested += o.requested;
@@ -40,6 +46,8 @@ struct CompletionCounters {
     incomplete += o.incomplete;
     for (std::size_t r = 0; r < by_reason.size(); ++r) by_reason[r] += o.by_reason[r];
     late_answers += o.late_answers;
+    lost_sources |= o.lost_sources;
+    silent_sources |= o.silent_sources;
   }
 };
 

@@ -25,6 +25,7 @@
 
 namespace na64::daq {
 
+class Monitor;
 class RunDatabase;
 struct RunRecord;
 struct SpillRecord;
@@ -44,6 +45,9 @@ struct RunControlOptions {
   std::string config_file;
   /// Overrides run.output_dir of every configuration when not empty.
   std::filesystem::path output_override;
+  /// Watches every run (data quality, verdicts, alarms); optional. Must
+  /// outlive the RunControl.
+  Monitor* monitor = nullptr;
 };
 
 /// Thread safety: every member from any thread; commands are serialised, so

@@ -51,6 +51,23 @@ struct SpillRecord {
   std::uint32_t shadow_set = 0;  ///< 0: no shadow set evaluated
   std::array<std::uint64_t, trigger::kNumLines> shadow_accepted{};  ///< per line, by the shadow set
   std::array<std::uint64_t, trigger::kNumLines> shadow_overlap{};   ///< fired by both sets
+  std::string verdict;                       ///< data quality: "good", "warning", "bad"; "" not judged
+  std::vector<std::string> verdict_reasons;  ///< one line each, no line breaks
+};
+
+/// An alarm of the data-quality monitor, from its raise to its acknowledgement.
+struct AlarmRecord {
+  std::uint64_t id = 0;          ///< from 1, never reused
+  std::uint32_t run = 0;         ///< 0: raised outside a run
+  std::string condition;         ///< what raised it and where, e.g. "verdict", "source 621", "disk"
+  std::string level;             ///< "warning", "error"
+  std::string text;
+  std::uint32_t first_spill = 0;
+  std::uint32_t last_spill = 0;  ///< the last spill in which the condition held
+  std::int64_t raised_unix_ms = 0;
+  std::int64_t last_unix_ms = 0;
+  std::string acknowledged_by;   ///< the role; "" until acknowledged
+  std::int64_t acknowledged_unix_ms = 0;  ///< 0 until acknowledged
 };
 
 struct ThresholdSetRecord {
@@ -69,6 +86,9 @@ struct ThresholdActivation {
   bool shadow = false;
 };
 
+/// The schema is versioned (PRAGMA user_version); a file of an older version
+/// is upgraded when opened, one of a newer or unknown version is refused.
+///
 /// Thread safety: every member may be called from any thread; calls are
 /// serialised inside. Every write is one transaction, committed with
 /// synchronous=FULL before the call returns, so a kill -9 loses nothing
@@ -99,6 +119,17 @@ class RunDatabase {
   std::uint32_t add_threshold_set(const trigger::ThresholdSet& set, std::int64_t created_unix_ms,
                                   const std::string& author, const std::string& comment);
   void add_threshold_activation(const ThresholdActivation& a);
+
+  /// Stores a new alarm (its id is ignored) and returns its id.
+  std::uint64_t add_alarm(const AlarmRecord& alarm);
+  /// The condition of an unacknowledged alarm held again. DatabaseError if
+  /// the alarm is unknown.
+  void update_alarm(std::uint64_t id, std::uint32_t last_spill, std::int64_t last_unix_ms);
+  /// Records who acknowledged an alarm and when. DatabaseError if it is
+  /// unknown or already acknowledged.
+  void acknowledge_alarm(std::uint64_t id, const std::string& by, std::int64_t unix_ms);
+  /// Oldest first: the unacknowledged alarms, or the newest `limit` of all.
+  [[nodiscard]] std::vector<AlarmRecord> alarms(bool unacknowledged_only, std::size_t limit) const;
 
   [[nodiscard]] std::optional<RunRecord> run(std::uint32_t number) const;
   /// Newest first, at most `limit`.

@@ -4,8 +4,8 @@
 //   control endpoint  ROUTER. A client (REQ, or DEALER sending an empty frame
 //                     first) sends one frame, a binary control.Request, and
 //                     gets one frame back, a binary control.Reply.
-//   publish endpoint  PUB. Two frames per event: the topic, "state" or
-//                     "spill", then a binary control.Event.
+//   publish endpoint  PUB. Two frames per event: the topic, "state",
+//                     "spill" or "alarm", then a binary control.Event.
 //
 // Both sockets are CURVE servers with the server's secret key. A client must
 // connect with CURVE, knowing the server's public key, and with a key listed

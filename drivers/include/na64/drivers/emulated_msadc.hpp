@@ -26,6 +26,11 @@ struct EmulatorParameters {
   std::uint32_t stall_spill = 0;
   std::uint32_t stall_particle = 0;
   std::uint32_t stall_ms = 0;
+  /// A dead cell, as of a channel whose PMT or cable failed: from spill
+  /// `dead_from_spill` on, the channel of cell `dead_cell` (firmware cell
+  /// index) reads only its pedestal and noise. 0: no dead cell.
+  std::uint32_t dead_from_spill = 0;
+  std::uint16_t dead_cell = 0;
 };
 
 /// Thread safety: const after construction; one board may serve several threads.
@@ -54,6 +59,11 @@ class EmulatedMsadcBoard {
     return source_id_ == params_.stall_source && spill == params_.stall_spill && particle == params_.stall_particle
                ? params_.stall_ms
                : 0;
+  }
+
+  /// True when `cell` reads no signal in `spill` (EmulatorParameters::dead_cell).
+  [[nodiscard]] bool dead(std::uint16_t cell, std::uint32_t spill) const noexcept {
+    return params_.dead_from_spill != 0 && spill >= params_.dead_from_spill && cell == params_.dead_cell;
   }
 
   /// Writes the data_format3 block of (spill, particle) into `out` (ADC event

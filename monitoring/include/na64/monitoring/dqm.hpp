@@ -20,6 +20,8 @@
 
 namespace na64::monitoring {
 
+struct DqmSetCodec;
+
 inline constexpr std::size_t kEcalSections = 2;  ///< ECAL0 (preshower), ECAL1
 inline constexpr std::size_t kHcalModules = 4;
 inline constexpr std::size_t kSrdModules = 3;
@@ -196,6 +198,8 @@ class DqmHistograms {
   [[nodiscard]] std::optional<Histogram2D> histogram_2d(std::string_view name) const;
 
  private:
+  friend struct DqmSetCodec;  // dqm_file.hpp: saves and restores a whole set
+
   static void accumulate_cells(const float* __restrict energy, const float* __restrict pedestal,
                                const float* __restrict peak_time, const float* __restrict threshold,
                                const double* __restrict mapped, CellSums* __restrict cells) noexcept;

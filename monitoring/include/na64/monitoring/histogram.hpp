@@ -20,6 +20,19 @@ struct Axis {
   std::string title;  ///< with units, e.g. "E_{ECAL} (GeV)"
 };
 
+/// The running sums a histogram keeps beside its cells, to restore one
+/// exactly (e.g. read back from a file). The y sums are the 2D ones.
+struct HistogramSums {
+  double entries = 0;
+  double sum_w = 0;
+  double sum_w2 = 0;
+  double sum_wx = 0;
+  double sum_wx2 = 0;
+  double sum_wy = 0;
+  double sum_wy2 = 0;
+  double sum_wxy = 0;
+};
+
 /// Most bins an axis may have; a histogram holds at most kMaxCells cells,
 /// under- and overflow included.
 inline constexpr std::uint32_t kMaxAxisBins = 1u << 20;
@@ -58,6 +71,13 @@ class Histogram1D {
   void add(const Histogram1D& other);
   /// Empties every bin, the entries and the sums.
   void reset() noexcept;
+  /// Replaces every cell (sums of weights and of squared weights, in ROOT's
+  /// cell order) and the sums (the y sums are ignored). Throws
+  /// std::invalid_argument naming the histogram, changing nothing, unless
+  /// both spans hold cells() values.
+  void restore(std::span<const double> contents, std::span<const double> sumw2, const HistogramSums& sums);
+  /// The sums, as restore() takes them.
+  [[nodiscard]] HistogramSums sums() const noexcept;
 
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
   [[nodiscard]] const std::string& title() const noexcept { return title_; }
@@ -134,6 +154,9 @@ class Histogram2D {
   /// As Histogram1D::add(), comparing both axes.
   void add(const Histogram2D& other);
   void reset() noexcept;
+  /// As Histogram1D::restore(), with the y sums.
+  void restore(std::span<const double> contents, std::span<const double> sumw2, const HistogramSums& sums);
+  [[nodiscard]] HistogramSums sums() const noexcept;
 
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
   [[nodiscard]] const std::string& title() const noexcept { return title_; }
