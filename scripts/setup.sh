@@ -15,6 +15,7 @@ packages=(
   libgtest-dev libgmock-dev
   prometheus
   python3-zmq python3-protobuf
+  nodejs npm chromium fonts-dejavu-core
 )
 if [[ "${NA64_WITH_FUZZERS:-0}" == 1 ]]; then
   packages+=(clang)

@@ -302,7 +302,8 @@ TEST(Dashboard, TheJsonApiDuringARun) {
   EXPECT_EQ(json::serialize(st.at("valid_commands")), R"(["stop","pause","comment"])");
   EXPECT_EQ(json::serialize(st.at("sources")),
             R"([{"id":620,"kind":"msadc","state":"ok"},{"id":621,"kind":"msadc","state":"ok"},)"
-            R"({"id":622,"kind":"msadc","state":"ok"}])");
+            R"({"id":622,"kind":"msadc","state":"ok"},{"id":400,"kind":"tracker","state":"ok"},)"
+            R"({"id":401,"kind":"tracker","state":"ok"},{"id":402,"kind":"tracker","state":"ok"}])");
   EXPECT_EQ(st.at("alarms_unacknowledged"), 0);
   EXPECT_EQ(json::serialize(st.at("reference")), R"({"origin":"run 1 spills 1, 2","complete":true})");
   EXPECT_EQ(str(st.at("status").at("state")), "RUNNING") << "the control Reply as before";

@@ -2,6 +2,7 @@
 // The data-quality monitor on a real run database file: spills are handed
 // to it as run control does (a DqmTap filled as the trigger fills it, then
 // on_spill), with deterministic events from the monitoring tests' pattern.
+#include "config_text.hpp"
 #include "na64/daq/monitor.hpp"
 
 #include <fmt/format.h>
@@ -191,8 +192,7 @@ TEST_F(MonitorTest, ASourceLostForTwoSpillsRaisesItsAlarm) {
 }
 
 TEST_F(MonitorTest, ASilentTrackerOfTheTwoLevelReadoutIsNamed) {
-  config_ = load_config(std::string(default_config_text()) +
-                            "readout { mode: TWO_LEVEL tracker { kind: \"MM\" source: 400 } }\n",
+  config_ = load_config(testing_config::default_with_readout("readout { mode: TWO_LEVEL tracker { kind: \"MM\" source: 400 } }"),
                         "two-level");
   config_.run.output_dir = (dir_.path() / "data").string();
   Monitor m(db_, every_event());
