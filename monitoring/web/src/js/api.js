@@ -80,7 +80,11 @@ function lineCounts(value) {
 /// The run status, from GET /api/status, a command's reply or a WebSocket
 /// "status" message.
 export function normalizeStatus(raw) {
-  const s = raw && typeof raw === 'object' && raw.status && typeof raw.status === 'object' ? raw.status : raw ?? {};
+  // GET /api/status: the control reply ({code, message, status: {...}}) with
+  // the dashboard's fields beside it; those win (their sources include the
+  // trackers). A WebSocket status message has the fields flat.
+  const nested = raw && typeof raw === 'object' && raw.status && typeof raw.status === 'object' ? raw.status : {};
+  const s = { ...nested, ...(raw && typeof raw === 'object' ? raw : {}) };
   const commands = field(s, 'valid_commands') ?? field(s, 'allowed') ?? [];
   return {
     state: typeof s.state === 'string' ? s.state : 'UNKNOWN',
