@@ -55,7 +55,7 @@ constexpr std::string_view kUsage = R"(usage:
   na64daq serve [--config FILE] [--configure] [--output DIR] [--db FILE]
                 [--http HOST:PORT] [--tokens FILE] [--web DIR]
                 [--zmq ENDPOINT --pub ENDPOINT --server-key FILE --clients FILE]
-                [--dqm-pub ENDPOINT] [--reference FILE] [--disk-limit BYTES]
+                [--dqm-pub ENDPOINT] [--reference FILE] [--disk-limit BYTES] [--dqm-sample N]
       The long-running daemon, driven by run control over HTTP/JSON (default
       127.0.0.1:8080; read-only without --tokens) and over ZeroMQ with CURVE
       (only with --server-key and --clients). The run database defaults to
@@ -64,7 +64,9 @@ constexpr std::string_view kUsage = R"(usage:
       the build's monitoring/web/dist), its API, /metrics and /ws. --dqm-pub
       publishes spill summaries, verdicts, sampled events and alarms on a plain
       ZeroMQ PUB socket. --reference judges every run against an earlier run's
-      reference (run-RRRRRR.dqm-reference); --disk-limit (default 1 GiB) is the
+      reference (run-RRRRRR.dqm-reference); --dqm-sample N fills the data-quality
+      histograms with one complete event in N (default 4; 32 at the two-level
+      readout's full rate, see README "Monitoring"); --disk-limit (default 1 GiB) is the
       free space below which the disk alarm is raised.
       SIGINT/SIGTERM stop a run in progress cleanly and exit.
   na64daq keygen DIR NAME
@@ -267,6 +269,8 @@ int command_serve(const std::vector<std::string_view>& args) {
       }
     } else if (flag == "--disk-limit") {
       monitor_options.disk_limit_bytes = parse_number(flag, value, 0, UINT64_MAX);
+    } else if (flag == "--dqm-sample") {
+      monitor_options.sample_period = static_cast<std::uint32_t>(parse_number(flag, value, 1, 1024));
     } else {
       throw UsageError(fmt::format("unknown option {}", flag));
     }
