@@ -15,8 +15,16 @@ packages=(
   libgtest-dev libgmock-dev
   prometheus
   python3-zmq python3-protobuf
-  nodejs npm chromium fonts-dejavu-core
+  chromium fonts-dejavu-core
 )
+# The dashboard's build and browser tests need Node.js and npm. A machine
+# that has them from elsewhere (e.g. a nodejs package bundling npm, which
+# conflicts with Debian's npm) keeps them; otherwise Debian's are installed.
+for tool in node:nodejs npm:npm; do
+  if ! command -v "${tool%%:*}" >/dev/null 2>&1; then
+    packages+=("${tool#*:}")
+  fi
+done
 if [[ "${NA64_WITH_FUZZERS:-0}" == 1 ]]; then
   packages+=(clang)
 fi
