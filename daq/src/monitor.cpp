@@ -15,6 +15,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "event_outbox.hpp"
 #include "na64/daq/dqm_tap.hpp"
 #include "na64/daq/error.hpp"
 #include "na64/daq/event_sampler.hpp"
@@ -140,10 +141,7 @@ struct Monitor::Impl {
   std::uint64_t next_unstored_id = kUnstoredAlarmIds;
   MonitorTotals totals;
   std::map<std::uint32_t, std::uint64_t> lost_spills;
-  std::deque<control::Event> outbox;
-
-  std::mutex listener_m;  ///< held while the listener runs; taken before m, never while m is held
-  std::function<void(const control::Event&)> listener;
+  EventOutbox outbox{"a monitor"};
 
   // --- with m held ---
 
@@ -158,10 +156,7 @@ struct Monitor::Impl {
     return d;
   }
 
-  void queue(const AlarmRecord& a) {
-    outbox.emplace_back();
-    *outbox.back().mutable_alarm() = to_proto(a);
-  }
+  void queue(const AlarmRecord& a) { *outbox.queue().mutable_alarm() = to_proto(a); }
 
   /// Raises the alarm of `condition` (logged), or updates its open one
   /// (stored and published, not logged again).
@@ -352,24 +347,9 @@ struct Monitor::Impl {
 
   // --- without m ---
 
-  // Delivers the queued events in order: the queue is taken under m while
-  // listener_m is held, so a later emitter cannot overtake.
-  void emit() {
-    std::lock_guard lock(listener_m);
-    std::deque<control::Event> events;
-    {
-      std::lock_guard state_lock(m);
-      events.swap(outbox);
-    }
-    if (!listener) return;
-    for (const auto& e : events) {
-      try {
-        listener(e);
-      } catch (const std::exception& ex) {
-        fmt::print(stderr, "na64daq: a monitor listener failed: {}\n", ex.what());
-      }
-    }
-  }
+  // Delivers the queued events in order.
+  void emit() { outbox.emit(m); }
+
 };
 
 Monitor::Monitor(RunDatabase& database, MonitorOptions options)
@@ -613,8 +593,7 @@ MonitorTotals Monitor::totals() const {
 }
 
 void Monitor::set_listener(std::function<void(const control::Event&)> listener) {
-  std::lock_guard lock(impl_->listener_m);
-  impl_->listener = std::move(listener);
+  impl_->outbox.set_listener(std::move(listener));
 }
 
 }  // namespace na64::daq

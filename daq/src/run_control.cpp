@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "event_outbox.hpp"
 #include "na64/daq/config.hpp"
 #include "na64/daq/error.hpp"
 #include "na64/daq/monitor.hpp"
@@ -189,9 +190,7 @@ struct RunControl::Impl {
   std::unique_ptr<eventbuilder::SpillClock> clock;
   std::stop_source stop;
   std::jthread worker;
-  std::deque<control::Event> outbox;  ///< state and spill events not yet delivered
-  std::function<void(const control::Event&)> listener;
-  std::mutex listener_m;  ///< held while a listener runs; taken before m, never while m is held
+  EventOutbox outbox{"an event"};  ///< state and spill events not yet delivered
 
   // --- called with m held ---
 
@@ -275,30 +274,14 @@ struct RunControl::Impl {
   void set_state(RunState s) {
     state = s;
     state_changed.notify_all();
-    outbox.push_back(state_event());
+    outbox.queue() = state_event();
   }
 
   // --- called without m ---
 
-  // Delivers the events queued so far, in the order they happened: the
-  // queue is taken under `m` while `listener_m` is held, so a later
-  // emitter cannot overtake. Lock order: listener_m, then m.
-  void emit() {
-    std::lock_guard lock(listener_m);
-    std::deque<control::Event> events;
-    {
-      std::lock_guard state_lock(m);
-      events.swap(outbox);
-    }
-    if (!listener) return;
-    for (const auto& e : events) {
-      try {
-        listener(e);
-      } catch (const std::exception& ex) {
-        fmt::print(stderr, "na64daq: an event listener failed: {}\n", ex.what());
-      }
-    }
-  }
+  // Delivers the events queued so far, in the order they happened.
+  void emit() { outbox.emit(m); }
+
 
   std::uint32_t register_set(const trigger::ThresholdSet& set, const std::string& author, const std::string& text) {
     return database.add_threshold_set(set, now_ms(), author, text);
@@ -345,8 +328,7 @@ void RunControl::Impl::run_thread(DaqConfig cfg, RunOptions opts, std::stop_toke
             lost_sources = s.builder.lost_sources;
             events_written += s.written;
             bytes_written += s.bytes;
-            outbox.emplace_back();
-            *outbox.back().mutable_spill() = to_proto(rec);
+            *outbox.queue().mutable_spill() = to_proto(rec);
           }
           emit();
         },
@@ -602,8 +584,7 @@ control::ThresholdState RunControl::thresholds(bool all) const {
 }
 
 void RunControl::set_listener(std::function<void(const control::Event&)> listener) {
-  std::lock_guard lock(impl_->listener_m);
-  impl_->listener = std::move(listener);
+  impl_->outbox.set_listener(std::move(listener));
 }
 
 bool RunControl::wait_for(control::RunState state, std::chrono::milliseconds timeout) const {
