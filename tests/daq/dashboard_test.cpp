@@ -447,6 +447,16 @@ TEST(Dashboard, ADeadEcalCellIsJudgedBadStoredAndAlarmedUntilAcknowledged) {
   d.start();
   expect_open();
 
+  // The shift crew's command line sees it, and cannot acknowledge it without its token.
+  const std::string ctl = fmt::format("{} --url http://127.0.0.1:{} ", NA64CTL_PATH, d.port());
+  auto listed = na64::testing::run_command(ctl + "alarms");
+  EXPECT_EQ(listed.exit_code, 0) << listed.output;
+  EXPECT_TRUE(std::regex_search(listed.output, std::regex("\\n   1  error  +[0-9-]+  [0-9: -]+  no  +run 1 spill 2: verdict bad: "
+                                                          "ECAL1 cell \\(3,4\\) dead")))
+      << listed.output;
+  const auto refused = na64::testing::run_command(ctl + "ack 1");
+  EXPECT_EQ(refused.exit_code, 1) << refused.output;
+
   EXPECT_EQ(http(d.port(), "POST", "/api/alarms/1/ack").status, 401);
   EXPECT_EQ(http(d.port(), "POST", "/api/alarms/1/ack", "", kExpertToken).status, 403);
   auto r = http(d.port(), "POST", "/api/alarms/1/ack", "", kShiftToken);
@@ -462,6 +472,13 @@ TEST(Dashboard, ADeadEcalCellIsJudgedBadStoredAndAlarmedUntilAcknowledged) {
   r = http(d.port(), "POST", "/api/alarms/abc/ack", "", kShiftToken);
   EXPECT_EQ(r.status, 400);
   EXPECT_EQ(str(r.json().at("message")), "alarm id: \"abc\" is not a whole number in [1, 4294967295]");
+
+  std::ofstream(d.path("shift.token")) << kShiftToken << "\n";
+  const auto again = na64::testing::run_command(ctl + "--token-file " + d.path("shift.token") + " ack 1");
+  EXPECT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_NE(again.output.find("alarm 1 was already acknowledged by shift"), std::string::npos) << again.output;
+  listed = na64::testing::run_command(ctl + "alarms");
+  EXPECT_NE(listed.output.find("  shift "), std::string::npos) << listed.output;
 
   const auto alarms = http(d.port(), "GET", "/api/alarms").json().as_array();
   ASSERT_EQ(alarms.size(), 1u);

@@ -9,6 +9,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/json.hpp>
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -55,6 +56,8 @@ constexpr std::string_view kUsage = R"(usage: na64ctl [--url URL] [--token-file 
   thresholds diff A B               A, B: set ids, or active, pending, shadow
   runs list [--limit N]
   runs show N
+  alarms                            the open alarms and the last acknowledged ones
+  ack N                             acknowledge alarm N (shift token)
 options:
   --url URL          the daemon (default $NA64DAQ_URL, else http://127.0.0.1:8080)
   --token-file FILE  the token (a line "ROLE TOKEN" or the token alone; default $NA64DAQ_TOKEN)
@@ -580,6 +583,44 @@ int command_runs(Client& client, const Options& options, Args args) {
   throw UsageError(fmt::format("unknown runs command \"{}\"", sub));
 }
 
+// The alarms as GET /api/alarms lists them (the dashboard's JSON).
+int command_alarms(Client& client, const Options& options, const Args& args) {
+  expect_args(args, 0, "alarms");
+  const HttpReply reply = client.get("/api/alarms");
+  if (options.json) fmt::print("{}", reply.body);
+  if (reply.status != 200) throw Refused{fmt::format("HTTP {} {}", reply.status, reply.reason)};
+  boost::system::error_code ec;
+  const boost::json::value list = boost::json::parse(reply.body, ec);
+  if (ec || !list.is_array()) throw Refused{"the daemon's alarm list is not a JSON array"};
+  if (options.json) return 0;
+  if (list.as_array().empty()) {
+    fmt::print("no alarms\n");
+    return 0;
+  }
+  fmt::print("{:>4}  {:<7}  {:>9}  {:<19}  {:<21}  {}\n", "id", "level", "spills", "raised", "acknowledged", "alarm");
+  for (const auto& v : list.as_array()) {
+    const auto& a = v.as_object();
+    const auto number = [&](std::string_view key) { return a.at(key).is_null() ? 0 : a.at(key).to_number<std::int64_t>(); };
+    const std::string spills = number("first_spill") == number("last_spill")
+                                   ? fmt::format("{}", number("first_spill"))
+                                   : fmt::format("{}-{}", number("first_spill"), number("last_spill"));
+    const std::string acked = a.at("acknowledged").as_bool()
+                                  ? fmt::format("{} {}", boost::json::value_to<std::string>(a.at("acknowledged_by")),
+                                                local_time(number("acknowledged_at")).substr(11))
+                                  : "no";
+    fmt::print("{:>4}  {:<7}  {:>9}  {:<19}  {:<21}  {}\n", number("id"), boost::json::value_to<std::string>(a.at("level")),
+               spills, local_time(number("raised_at")), acked, boost::json::value_to<std::string>(a.at("text")));
+  }
+  return 0;
+}
+
+int command_ack(Client& client, const Options& options, const Args& args) {
+  expect_args(args, 1, "ack");
+  const std::uint32_t id = parse_id("ack", args[0]);
+  print_done(read_reply(client.post(fmt::format("/api/alarms/{}/ack", id), "{}"), options), options);
+  return 0;
+}
+
 /// The token of a file: the first line that is not blank or a comment,
 /// either "ROLE TOKEN" or the token alone.
 std::string read_token_file(const std::string& path) {
@@ -624,7 +665,7 @@ int run(Args args) {
   args.erase(args.begin());
   const bool known = command == "status" || command == "configure" || command == "start" || command == "stop" ||
                      command == "pause" || command == "resume" || command == "reset" || command == "comment" ||
-                     command == "thresholds" || command == "runs";
+                     command == "thresholds" || command == "runs" || command == "alarms" || command == "ack";
   if (!known) throw UsageError(fmt::format("unknown command \"{}\"", command));
 
   Client client(options.url, options.token);
@@ -637,6 +678,8 @@ int run(Args args) {
     }
     if (command == "thresholds") return command_thresholds(client, options, std::move(args));
     if (command == "runs") return command_runs(client, options, std::move(args));
+    if (command == "alarms") return command_alarms(client, options, args);
+    if (command == "ack") return command_ack(client, options, args);
     return command_simple(client, options, command, std::move(args));
   } catch (const ConnectionError& e) {
     fmt::print(stderr, "na64ctl: cannot connect to {}: {}\n", options.url.text, e.what());
